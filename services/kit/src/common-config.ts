@@ -1,0 +1,59 @@
+import { env, schemas } from './config.js';
+
+/** Connection settings every Kafka-speaking service shares. */
+export const kafkaConfigSpec = {
+  kafkaBrokers: env('KAFKA_BROKERS', schemas.list(), 'Comma-separated Kafka bootstrap brokers (host:port).'),
+  kafkaClientId: env(
+    'KAFKA_CLIENT_ID',
+    schemas.optionalString(),
+    'Kafka client id; defaults to the service name.',
+  ),
+  kafkaSaslMechanism: env(
+    'KAFKA_SASL_MECHANISM',
+    schemas.oneOf(['none', 'plain', 'scram-sha-256', 'scram-sha-512'], 'none'),
+    'SASL mechanism: none, plain, scram-sha-256 or scram-sha-512.',
+  ),
+  kafkaSaslUsername: env('KAFKA_SASL_USERNAME', schemas.optionalString(), 'SASL username.'),
+  kafkaSaslPassword: env('KAFKA_SASL_PASSWORD', schemas.optionalString(), 'SASL password.', { secret: true }),
+  kafkaTls: env('KAFKA_TLS', schemas.bool(false), 'Connect to Kafka over TLS.'),
+  kafkaTlsCaFile: env(
+    'KAFKA_TLS_CA_FILE',
+    schemas.optionalString(),
+    'PEM file of CAs to trust for Kafka TLS.',
+  ),
+} as const;
+
+export const registryConfigSpec = {
+  schemaRegistryUrl: env(
+    'SCHEMA_REGISTRY_URL',
+    schemas.url(),
+    'Confluent-compatible schema registry base URL (Apicurio: http://host:8080/apis/ccompat/v7).',
+  ),
+  schemaRegistryUsername: env(
+    'SCHEMA_REGISTRY_USERNAME',
+    schemas.optionalString(),
+    'Registry basic-auth user.',
+  ),
+  schemaRegistryPassword: env(
+    'SCHEMA_REGISTRY_PASSWORD',
+    schemas.optionalString(),
+    'Registry basic-auth password.',
+    {
+      secret: true,
+    },
+  ),
+} as const;
+
+export const opsConfigSpec = {
+  opsPort: env(
+    'OPS_PORT',
+    schemas.int(9464, 0, 65535),
+    'Port of /healthz, /readyz and /metrics (0 = any free port).',
+  ),
+  opsHost: env('OPS_HOST', schemas.nonEmpty('0.0.0.0'), 'Address the ops server listens on.'),
+  logLevel: env(
+    'LOG_LEVEL',
+    schemas.oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+    'Log level.',
+  ),
+} as const;

@@ -1,0 +1,60 @@
+/**
+ * The error catalogue. Every error gpu-meter raises on purpose carries a stable code (GPUM_*), says whether
+ * retrying can help, and keeps its cause, so the next stage knows whether to back off, dead-letter or stop.
+ */
+export const ErrorCodes = {
+  CONFIG_INVALID: { code: 'GPUM_CONFIG_INVALID', retriable: false },
+  DECODE_FAILED: { code: 'GPUM_DECODE_FAILED', retriable: false },
+  VALIDATION_FAILED: { code: 'GPUM_VALIDATION_FAILED', retriable: false },
+  SCHEMA_INCOMPATIBLE: { code: 'GPUM_SCHEMA_INCOMPATIBLE', retriable: false },
+  SCHEMA_REGISTRY: { code: 'GPUM_SCHEMA_REGISTRY', retriable: true },
+  ILLEGAL_STATE: { code: 'GPUM_ILLEGAL_STATE', retriable: false },
+  SINK_UNAVAILABLE: { code: 'GPUM_SINK_UNAVAILABLE', retriable: true },
+  SINK_REJECTED: { code: 'GPUM_SINK_REJECTED', retriable: false },
+} as const;
+
+export type ErrorKind = keyof typeof ErrorCodes;
+
+export class GpuMeterError extends Error {
+  readonly code: string;
+  readonly retriable: boolean;
+
+  constructor(kind: ErrorKind, message: string, options?: { cause?: unknown; retriable?: boolean }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'GpuMeterError';
+    this.code = ErrorCodes[kind].code;
+    this.retriable = options?.retriable ?? ErrorCodes[kind].retriable;
+  }
+}
+
+/** Bad configuration: names the environment variable so the operator knows what to fix. */
+export class ConfigError extends GpuMeterError {
+  constructor(
+    readonly variable: string,
+    detail: string,
+  ) {
+    super('CONFIG_INVALID', `Invalid configuration: ${variable}: ${detail}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** A record that can never be processed (bad bytes, unknown schema, invalid values): dead-letter it. */
+export class PoisonRecordError extends GpuMeterError {
+  constructor(kind: 'DECODE_FAILED' | 'VALIDATION_FAILED', message: string, cause?: unknown) {
+    super(kind, message, { cause });
+    this.name = 'PoisonRecordError';
+  }
+}
+
+export function isRetriable(error: unknown): boolean {
+  if (error instanceof GpuMeterError) return error.retriable;
+  // kafkajs marks its own errors with `retriable`.
+  if (typeof error === 'object' && error !== null && 'retriable' in error) {
+    return Boolean((error as { retriable: unknown }).retriable);
+  }
+  return true;
+}
+
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,101 @@
+import { readFileSync } from 'node:fs';
+import { Kafka, logLevel, type Admin, type ITopicConfig, type KafkaConfig, type SASLOptions } from 'kafkajs';
+import type { ConfigOf } from './config.js';
+import type { kafkaConfigSpec } from './common-config.js';
+import { ConfigError } from './errors.js';
+import type { Logger } from './logger.js';
+
+export type KafkaSettings = ConfigOf<typeof kafkaConfigSpec>;
+
+/** kafkajs log lines go through the service's pino logger, at matching levels. */
+function pinoLogCreator(logger: Logger) {
+  return () =>
+    ({ level, log }: { level: logLevel; log: { message: string; [key: string]: unknown } }) => {
+      const { message, ...extra } = log;
+      const child = { kafkajs: extra };
+      if (level === logLevel.ERROR) logger.error(child, message);
+      else if (level === logLevel.WARN) logger.warn(child, message);
+      else if (level === logLevel.INFO) logger.debug(child, message);
+      else logger.trace(child, message);
+    };
+}
+
+function saslOptions(settings: KafkaSettings): SASLOptions | undefined {
+  if (settings.kafkaSaslMechanism === 'none') return undefined;
+  if (!settings.kafkaSaslUsername)
+    throw new ConfigError('KAFKA_SASL_USERNAME', `is required for ${settings.kafkaSaslMechanism}`);
+  if (!settings.kafkaSaslPassword)
+    throw new ConfigError('KAFKA_SASL_PASSWORD', `is required for ${settings.kafkaSaslMechanism}`);
+  return {
+    mechanism: settings.kafkaSaslMechanism,
+    username: settings.kafkaSaslUsername,
+    password: settings.kafkaSaslPassword,
+  } as SASLOptions;
+}
+
+/** Builds the kafkajs client options; no I/O happens until a producer, consumer or admin connects. */
+export function kafkaClientConfig(settings: KafkaSettings, serviceName: string, logger: Logger): KafkaConfig {
+  const sasl = saslOptions(settings);
+  const tls = settings.kafkaTls
+    ? settings.kafkaTlsCaFile
+      ? { ca: [readFileSync(settings.kafkaTlsCaFile, 'utf8')] }
+      : true
+    : undefined;
+  return {
+    clientId: settings.kafkaClientId ?? serviceName,
+    brokers: [...settings.kafkaBrokers],
+    ...(sasl ? { sasl } : {}),
+    ...(tls ? { ssl: tls } : {}),
+    logLevel: logLevel.INFO,
+    logCreator: pinoLogCreator(logger.child({ component: 'kafkajs' })),
+    retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 10_000 },
+  };
+}
+
+export function createKafka(settings: KafkaSettings, serviceName: string, logger: Logger): Kafka {
+  return new Kafka(kafkaClientConfig(settings, serviceName, logger));
+}
+
+export interface TopicSpec {
+  readonly topic: string;
+  readonly partitions: number;
+  readonly replicationFactor: number;
+  /** retention.ms; -1 keeps forever. */
+  readonly retentionMs?: number;
+  readonly compacted?: boolean;
+}
+
+function toTopicConfig(spec: TopicSpec): ITopicConfig {
+  const configEntries = [{ name: 'cleanup.policy', value: spec.compacted ? 'compact' : 'delete' }];
+  if (spec.retentionMs !== undefined)
+    configEntries.push({ name: 'retention.ms', value: String(spec.retentionMs) });
+  return {
+    topic: spec.topic,
+    numPartitions: spec.partitions,
+    replicationFactor: spec.replicationFactor,
+    configEntries,
+  };
+}
+
+/**
+ * Creates the topics that do not exist yet, with their settings, and leaves existing ones alone: running
+ * it from every replica at every start is harmless. Returns the topics it created.
+ */
+export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[]): Promise<string[]> {
+  const existing = new Set(await admin.listTopics());
+  const missing = specs.filter((spec) => !existing.has(spec.topic));
+  if (missing.length === 0) return [];
+  try {
+    await admin.createTopics({ topics: missing.map(toTopicConfig), waitForLeaders: true });
+  } catch (error) {
+    // Another replica may have created them between our list and create; that is the idempotent outcome.
+    if (!(error instanceof Error && /already exists/i.test(error.message))) throw error;
+  }
+  return missing.map((spec) => spec.topic);
+}
+
+/** Number of partitions of each topic, for co-partitioning checks. */
+export async function partitionCounts(admin: Admin, topics: readonly string[]): Promise<Map<string, number>> {
+  const metadata = await admin.fetchTopicMetadata({ topics: [...topics] });
+  return new Map(metadata.topics.map((topic) => [topic.name, topic.partitions.length]));
+}

@@ -1,0 +1,54 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { Logger } from './logger.js';
+
+/** A dependency the service needs; /readyz is 200 only while every check passes. */
+export type ReadinessCheck = () => boolean | Promise<boolean>;
+
+export function createMetricsRegistry(service: string): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service });
+  collectDefaultMetrics({ register: registry });
+  return registry;
+}
+
+/**
+ * The ops HTTP surface: /healthz (the process is alive), /readyz (its dependencies are connected) and
+ * /metrics (Prometheus text). An app factory with no I/O, so tests use `inject` without a port.
+ */
+export function buildOpsServer(options: {
+  logger: Logger;
+  metrics: Registry;
+  readiness: Record<string, ReadinessCheck>;
+}): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: options.logger.child({ component: 'ops' }) as FastifyBaseLogger,
+    disableRequestLogging: true,
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_request, reply) => {
+    const results: Record<string, boolean> = {};
+    for (const [name, check] of Object.entries(options.readiness)) {
+      try {
+        results[name] = await check();
+      } catch {
+        results[name] = false;
+      }
+    }
+    const ready = Object.values(results).every(Boolean);
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: results });
+  });
+
+  app.get('/metrics', async (_request, reply) => {
+    const body = await options.metrics.metrics();
+    return reply.header('content-type', options.metrics.contentType).send(body);
+  });
+
+  return app;
+}
+
+export async function startOpsServer(app: FastifyInstance, port: number, host: string): Promise<string> {
+  return app.listen({ port, host });
+}

@@ -1,0 +1,194 @@
+import avro from 'avsc';
+import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import { GpuMeterError, PoisonRecordError } from './errors.js';
+import { avroType, readSchemaText, type SchemaName } from './schemas.js';
+
+/** Confluent wire format: magic byte 0, 4-byte big-endian schema id, then the Avro binary body. */
+export const MAGIC_BYTE = 0;
+const HEADER_BYTES = 5;
+
+export interface RegistrySettings {
+  schemaRegistryUrl: string;
+  schemaRegistryUsername?: string | undefined;
+  schemaRegistryPassword?: string | undefined;
+}
+
+/** TopicNameStrategy: the value schema of topic T lives under subject `T-value`. */
+export function valueSubject(topic: string): string {
+  return `${topic}-value`;
+}
+
+export function createSchemaRegistry(settings: RegistrySettings): SchemaRegistry {
+  const auth =
+    settings.schemaRegistryUsername !== undefined
+      ? { username: settings.schemaRegistryUsername, password: settings.schemaRegistryPassword ?? '' }
+      : undefined;
+  return new SchemaRegistry({ host: settings.schemaRegistryUrl, ...(auth ? { auth } : {}) });
+}
+
+function authHeader(settings: RegistrySettings): Record<string, string> {
+  if (settings.schemaRegistryUsername === undefined) return {};
+  const token = Buffer.from(`${settings.schemaRegistryUsername}:${settings.schemaRegistryPassword ?? ''}`);
+  return { authorization: `Basic ${token.toString('base64')}` };
+}
+
+/**
+ * Sets the subject's compatibility to BACKWARD before registering. Done here rather than by the client's
+ * `register({ compatibility })`: that reads `GET /config/{subject}` and only writes the config when the
+ * answer is 404, and registries disagree on that answer (Apicurio's ccompat API answers differently from
+ * Confluent's), so we always PUT, which both accept and which is idempotent.
+ */
+export async function setBackwardCompatibility(settings: RegistrySettings, subject: string): Promise<void> {
+  const url = `${settings.schemaRegistryUrl.replace(/\/$/, '')}/config/${encodeURIComponent(subject)}`;
+  const response = await fetch(url, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/vnd.schemaregistry.v1+json', ...authHeader(settings) },
+    body: JSON.stringify({ compatibility: 'BACKWARD' }),
+  });
+  if (!response.ok) {
+    throw new GpuMeterError(
+      'SCHEMA_REGISTRY',
+      `PUT ${url} answered ${response.status}: ${await response.text()}`,
+      { retriable: response.status >= 500 },
+    );
+  }
+}
+
+/**
+ * Encodes and decodes one topic's values. `register` puts the local schema under the topic's subject and
+ * keeps its id; `encode` is then pure and synchronous. `decode` accepts any schema id the registry knows,
+ * resolving older writer schemas to the local (reader) schema, with writer types and resolvers cached.
+ */
+export class TopicSerde<T> {
+  private schemaId: number | undefined;
+  private readonly readerType: avro.Type;
+  private readonly resolvers = new Map<number, avro.Resolver | null>();
+
+  constructor(
+    private readonly registry: SchemaRegistry,
+    private readonly settings: RegistrySettings,
+    readonly topic: string,
+    readonly schemaName: SchemaName,
+  ) {
+    this.readerType = avroType(schemaName);
+  }
+
+  get subject(): string {
+    return valueSubject(this.topic);
+  }
+
+  async register(): Promise<number> {
+    await setBackwardCompatibility(this.settings, this.subject);
+    const { id } = await this.registry.register(
+      { type: SchemaType.AVRO, schema: readSchemaText(this.schemaName) },
+      { subject: this.subject, compatibility: 'BACKWARD' as never },
+    );
+    this.schemaId = id;
+    this.resolvers.set(id, null);
+    return id;
+  }
+
+  get registeredId(): number {
+    if (this.schemaId === undefined) {
+      throw new GpuMeterError('ILLEGAL_STATE', `schema for ${this.subject} used before register()`);
+    }
+    return this.schemaId;
+  }
+
+  encode(value: T): Buffer {
+    const body = this.readerType.toBuffer(value);
+    const message = Buffer.allocUnsafe(HEADER_BYTES + body.length);
+    message.writeUInt8(MAGIC_BYTE, 0);
+    message.writeUInt32BE(this.registeredId, 1);
+    body.copy(message, HEADER_BYTES);
+    return message;
+  }
+
+  /** Throws PoisonRecordError for bytes that can never decode; registry outages throw retriable errors. */
+  async decode(message: Buffer | null): Promise<T> {
+    const schemaId = readSchemaId(message);
+    const resolver = this.resolvers.has(schemaId)
+      ? this.resolvers.get(schemaId)
+      : await this.loadResolver(schemaId);
+    try {
+      return this.readerType.fromBuffer(
+        (message as Buffer).subarray(HEADER_BYTES),
+        resolver ?? undefined,
+        false,
+      ) as T;
+    } catch (error) {
+      throw new PoisonRecordError(
+        'DECODE_FAILED',
+        `Avro body does not decode with schema id ${schemaId}: ${(error as Error).message}`,
+        error,
+      );
+    }
+  }
+
+  /** Synchronous decode for the common case of an already-known schema id (the hot path). */
+  decodeKnown(message: Buffer | null): T | undefined {
+    const schemaId = readSchemaId(message);
+    if (!this.resolvers.has(schemaId)) return undefined;
+    try {
+      return this.readerType.fromBuffer(
+        (message as Buffer).subarray(HEADER_BYTES),
+        this.resolvers.get(schemaId) ?? undefined,
+        false,
+      ) as T;
+    } catch (error) {
+      throw new PoisonRecordError(
+        'DECODE_FAILED',
+        `Avro body does not decode with schema id ${schemaId}: ${(error as Error).message}`,
+        error,
+      );
+    }
+  }
+
+  private async loadResolver(schemaId: number): Promise<avro.Resolver | null> {
+    let writerType: avro.Type;
+    try {
+      // The client hands back its own avsc Type; rebuild it from its schema so we do not depend on which
+      // copy of avsc the client loaded.
+      const schema = (await this.registry.getSchema(schemaId)) as unknown as { schema(): avro.Schema };
+      writerType = avro.Type.forSchema(schema.schema());
+    } catch (error) {
+      const status = (error as { status?: number }).status;
+      if (status === 404 || status === 422) {
+        throw new PoisonRecordError('DECODE_FAILED', `unknown schema id ${schemaId}`, error);
+      }
+      throw new GpuMeterError(
+        'SCHEMA_REGISTRY',
+        `cannot fetch schema id ${schemaId}: ${(error as Error).message}`,
+        {
+          cause: error,
+          retriable: true,
+        },
+      );
+    }
+    let resolver: avro.Resolver | null;
+    try {
+      resolver = writerType.equals(this.readerType) ? null : this.readerType.createResolver(writerType);
+    } catch (error) {
+      throw new PoisonRecordError(
+        'DECODE_FAILED',
+        `schema id ${schemaId} is not readable as ${this.schemaName}`,
+        error,
+      );
+    }
+    this.resolvers.set(schemaId, resolver);
+    return resolver;
+  }
+}
+
+export function readSchemaId(message: Buffer | null): number {
+  if (message === null || message.length < HEADER_BYTES) {
+    throw new PoisonRecordError(
+      'DECODE_FAILED',
+      `message of ${message?.length ?? 0} bytes is shorter than the 5-byte wire header`,
+    );
+  }
+  if (message[0] !== MAGIC_BYTE) {
+    throw new PoisonRecordError('DECODE_FAILED', `bad magic byte ${message[0]} (expected ${MAGIC_BYTE})`);
+  }
+  return message.readUInt32BE(1);
+}
