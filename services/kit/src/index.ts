@@ -11,3 +11,7 @@ export * from './schemas.js';
 export * from './serde.js';
 export * from './shutdown.js';
 export * from './topics.js';
+export * from './runai/index.js';
+export * from './backoff.js';
+export * from './batch-accumulator.js';
+export * from './batch-consumer.js';
