@@ -5,6 +5,7 @@
 # start/restart return once /ping answers and a query works; stop returns once the process is
 # gone and both ports are free.
 set -euo pipefail
+# shellcheck source=test/stack/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CH_HTTP_PORT=18123
@@ -16,14 +17,10 @@ PIDFILE=$CDIR/clickhouse.pid
 MARKER=$CONFIG
 
 ch_install() {
-  command -v clickhouse-server >/dev/null && command -v curl >/dev/null && return 0
-  [[ $(id -u) == 0 ]] || die "clickhouse-server/curl missing; install them (apt-get install clickhouse-server clickhouse-client curl) or run as root"
-  log "clickhouse: installing clickhouse-server, clickhouse-client from apt"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  # The package's postinst may try to start the system service; with no systemd (containers,
+  # The package's postinst may try to start the system service; without systemd (containers,
   # CI) that fails harmlessly, and we never use that service anyway.
-  apt-get install -y -qq --no-install-recommends clickhouse-server clickhouse-client curl >/dev/null
+  apt_ensure clickhouse-server clickhouse-server clickhouse-client
+  apt_ensure curl curl
 }
 
 # Config and directories. Rendered on every start so a moved checkout gets correct paths.
@@ -57,7 +54,7 @@ ch_start() {
 }
 
 ch_ready_or_dead() {
-  live_pid "$PIDFILE" "$MARKER" >/dev/null || die "clickhouse exited during startup; tail of logs:
+  ! died_during_start "$PIDFILE" || die "clickhouse exited during startup; tail of logs:
 $(tail -n 20 "$CDIR/log/stdout.log" "$CDIR/log/clickhouse-server.err.log" 2>/dev/null)"
   ch_answers
 }
@@ -73,6 +70,7 @@ ch_status() {
   fi
 }
 
+[[ ${1:-} == status ]] || service_lock "$CDIR"
 case ${1:-} in
   install) ch_install ;;
   start) ch_start ;;

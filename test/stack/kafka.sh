@@ -4,6 +4,7 @@
 # start/restart return only once the broker answers an admin request; stop returns once the
 # process is gone and both ports are free (fault tests rely on both).
 set -euo pipefail
+# shellcheck source=test/stack/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 KAFKA_VERSION=4.1.1
@@ -72,7 +73,7 @@ kafka_start() {
 
 # Fails fast (exit) when the JVM died during startup instead of waiting for the timeout.
 kafka_ready_or_dead() {
-  live_pid "$PIDFILE" "$MARKER" >/dev/null || die "kafka exited during startup; tail of logs:
+  ! died_during_start "$PIDFILE" || die "kafka exited during startup; tail of logs:
 $(tail -n 20 "$KDIR/stdout.log" "$KDIR/kafka.log" 2>/dev/null)"
   kafka_answers
 }
@@ -88,6 +89,7 @@ kafka_status() {
   fi
 }
 
+[[ ${1:-} == status ]] || service_lock "$KDIR"
 case ${1:-} in
   install) kafka_install ;;
   start) kafka_start ;;

@@ -1,10 +1,11 @@
+# shellcheck shell=bash
 # Shared helpers for the local service stack. Sourced by the scripts in test/stack/, never run.
 # Everything the stack owns lives in the repo-local, git-ignored .stack/ folder.
 
 STACK_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$STACK_SRC/../.." && pwd)
 STACK_DIR="$REPO_ROOT/.stack"
-cd "$REPO_ROOT"
+cd "$REPO_ROOT" || exit 1
 mkdir -p "$STACK_DIR"
 
 log() { printf '[stack %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -47,9 +48,15 @@ live_pid() {
 start_daemon() {
   local pidfile=$1 logfile=$2
   shift 2
-  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" </dev/null >>"$logfile" 2>&1 &
+  rm -f "$pidfile" # a stale one (after kill -9) would look like our new process
+  # shellcheck disable=SC2016 # $$ and $@ belong to the inner bash
+  # 9>&- : the service must not inherit (and so keep holding) service_lock's lock.
+  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" </dev/null >>"$logfile" 2>&1 9>&- &
   wait_for 5 "pid file $pidfile" test -s "$pidfile"
 }
+
+# died_during_start <pidfile>: true once the process started by start_daemon is gone.
+died_during_start() { pid_gone "$(<"$1")"; }
 
 # stop_daemon <name> <pidfile> <marker> <port...>: SIGTERM, wait, SIGKILL after a timeout,
 # then wait until the ports are free. Harmless when nothing runs.
@@ -100,9 +107,34 @@ render() {
   if cmp -s "$tmp" "$dst"; then rm -f "$tmp"; else mv "$tmp" "$dst"; fi
 }
 
+# apt_ensure <command> <package>...: install the packages (root only, non-interactive) when
+# the command is missing. One `apt-get update` per script run.
+apt_ensure() {
+  local cmd=$1
+  shift
+  command -v "$cmd" >/dev/null && return 0
+  [[ $(id -u) == 0 ]] || die "'$cmd' is missing; install: apt-get install $*"
+  log "installing $* from apt"
+  export DEBIAN_FRONTEND=noninteractive
+  if [[ -z ${STACK_APT_UPDATED:-} ]]; then
+    apt-get update -qq
+    STACK_APT_UPDATED=1
+  fi
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  command -v "$cmd" >/dev/null || die "'$cmd' still missing after installing $*"
+}
+
 # Maven, quiet and non-interactive (-B). Maven 3.8 still prints bare ANSI resets with -q;
 # strip them so logs stay clean (pipefail keeps mvn's exit status).
 mvn_quiet() { mvn -q -B -Dstyle.color=never "$@" 2>&1 | sed -e 's/\x1b\[[0-9;]*m//g' -e '/^$/d'; }
+
+# service_lock <dir>: serialize start/stop of one service across processes (e.g. a fault test
+# restarting Kafka while someone runs up.sh). Held until the calling script exits.
+service_lock() {
+  mkdir -p "$1"
+  exec 9>"$1/.lock"
+  flock -w 300 9 || die "could not lock $1/.lock within 300s"
+}
 
 # Print the subcommand usage for the per-service scripts.
 usage_service() {
