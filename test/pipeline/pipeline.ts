@@ -1,0 +1,177 @@
+import { randomUUID } from 'node:crypto';
+import { Kafka, logLevel } from 'kafkajs';
+import {
+  ClickHouse,
+  createSchemaRegistry,
+  DEFAULT_TOPICS,
+  readConfig,
+  clickhouseConfigSpec,
+  TopicSerde,
+  type UsageEvent,
+} from '@gpu-meter/kit';
+import { expectedTotals, startSimulator, type Scenario, type Simulator } from '../../services/simulator/src/index.js';
+import { FakeOpenMeter } from '../support/fake-openmeter.js';
+import { ServiceProcess } from '../support/processes.js';
+import { compareSources, totalsBySubject, type ComparisonRow } from './compare.js';
+import { clickhouseRows, inRange, openMeterRows, readUsageEvents, type WindowRange } from './sources.js';
+
+export interface PipelineOptions {
+  scenario: Scenario;
+  /** Endpoints of Kafka, the schema registry and ClickHouse (KAFKA_BROKERS, SCHEMA_REGISTRY_URL, CLICKHOUSE_*). */
+  stackEnv: Record<string, string>;
+  windowMs: number;
+  intervalMs: number;
+  /** Lead time before the scenario starts, so every service is up for its first grid point. */
+  leadMs?: number;
+  partitions?: number;
+  /** Extra environment for every service (e.g. LOG_LEVEL). */
+  serviceEnv?: Record<string, string>;
+  log?: (line: string) => void;
+  /** 'run': the default topic names and database `gpu_meter` (npm start); 'isolated' (default): unique ones. */
+  naming?: 'run' | 'isolated';
+}
+
+export interface Pipeline {
+  readonly runId: string;
+  readonly topics: Record<'podAllocations' | 'bandwidthSamples' | 'usageEvents' | 'lateSamples' | 'deadLetters', string>;
+  readonly database: string;
+  readonly simulator: Simulator;
+  readonly openMeter: FakeOpenMeter;
+  readonly openMeterUrl: string;
+  readonly services: Record<string, ServiceProcess>;
+  /** Windows compared: from the scenario start to the last window that ends by the scenario end. */
+  readonly range: WindowRange;
+  compare(): Promise<{ rows: ComparisonRow[]; ok: boolean }>;
+  stop(): Promise<void>;
+}
+
+const SERVICES = ['runai-collector', 'bandwidth-collector', 'usage-aggregator', 'clickhouse-sink', 'openmeter-forwarder'];
+
+/**
+ * The whole pipeline on real Kafka, registry and ClickHouse: the simulator plays the scenario in real time,
+ * both collectors, the aggregator and both sinks run as processes, OpenMeter is the fake. Every run has its
+ * own topics, consumer groups and database, so runs never see each other's data.
+ */
+export async function startPipeline(options: PipelineOptions): Promise<Pipeline> {
+  const log = options.log ?? (() => undefined);
+  const runId = randomUUID().slice(0, 8);
+  const isolated = (options.naming ?? 'isolated') === 'isolated';
+  const topics = isolated
+    ? {
+        podAllocations: `runai.pod-allocations.${runId}`,
+        bandwidthSamples: `gpu.bandwidth-samples.${runId}`,
+        usageEvents: `usage.events.${runId}`,
+        lateSamples: `usage.late-samples.${runId}`,
+        deadLetters: `usage.dead-letters.${runId}`,
+      }
+    : { ...DEFAULT_TOPICS };
+  const database = isolated ? `gpu_meter_${runId}` : 'gpu_meter';
+  const groupSuffix = isolated ? `-${runId}` : '';
+  const { windowMs, intervalMs } = options;
+  const lead = options.leadMs ?? 8_000;
+  // Start on a window boundary so the compared windows cover the scenario exactly.
+  const startMs = Math.ceil((Date.now() + lead) / windowMs) * windowMs;
+  const durationMs = options.scenario.durationMs;
+  const range = { fromMs: startMs, toMs: Math.floor((startMs + durationMs) / windowMs) * windowMs };
+
+  const simulator = await startSimulator({ scenario: options.scenario, startMs, clock: 'real' });
+  const openMeterToken = `om-${randomUUID()}`;
+  const openMeter = new FakeOpenMeter({ token: openMeterToken });
+  const openMeterUrl = await openMeter.start();
+
+  const common: Record<string, string> = {
+    ...options.stackEnv,
+    ...options.serviceEnv,
+    POD_ALLOCATIONS_TOPIC: topics.podAllocations,
+    BANDWIDTH_SAMPLES_TOPIC: topics.bandwidthSamples,
+    USAGE_EVENTS_TOPIC: topics.usageEvents,
+    OPS_PORT: '0',
+  };
+  const scenario = options.scenario;
+  const collectorEnv = {
+    CLUSTER_ID: scenario.clusterId,
+    SAMPLING_INTERVAL_MS: String(intervalMs),
+    K8S_API_URL: simulator.k8sUrl,
+    PROJECT_DEPARTMENTS: JSON.stringify(scenario.departments ?? {}),
+    PROJECT_CUSTOMERS: JSON.stringify(scenario.customers ?? {}),
+  };
+  const env: Record<string, Record<string, string>> = {
+    'runai-collector': { ...collectorEnv },
+    'bandwidth-collector': {
+      ...collectorEnv,
+      DCGM_ENDPOINTS: scenario.nodes.map((node) => simulator.dcgmUrl(node.name)).join(','),
+    },
+    'usage-aggregator': {
+      LATE_SAMPLES_TOPIC: topics.lateSamples,
+      DEAD_LETTERS_TOPIC: topics.deadLetters,
+      CONSUMER_GROUP_ID: `usage-aggregator${groupSuffix}`,
+      TRANSACTIONAL_ID_PREFIX: `usage-aggregator${groupSuffix}`,
+      WINDOW_MS: String(windowMs),
+      GRACE_MS: String(2 * intervalMs),
+      TOPIC_PARTITIONS: String(options.partitions ?? 3),
+    },
+    'clickhouse-sink': {
+      CONSUMER_GROUP: `clickhouse-sink${groupSuffix}`,
+      CLICKHOUSE_DATABASE: database,
+      DEAD_LETTER_TOPIC: topics.deadLetters,
+      BATCH_MAX_WAIT_MS: '500',
+    },
+    'openmeter-forwarder': {
+      CONSUMER_GROUP: `openmeter-forwarder${groupSuffix}`,
+      OPENMETER_URL: openMeterUrl,
+      OPENMETER_TOKEN: openMeterToken,
+      DEAD_LETTER_TOPIC: topics.deadLetters,
+    },
+  };
+
+  // The aggregator creates the topics (AUTO_CREATE_TOPICS); the others wait for them.
+  const services: Record<string, ServiceProcess> = {};
+  for (const service of SERVICES) {
+    services[service] = new ServiceProcess(service, { ...common, ...env[service] }).start();
+    if (service === 'usage-aggregator') await services[service].waitForLog(/aggregator ready/, 90_000);
+  }
+  log(`pipeline ${runId}: scenario starts at ${new Date(startMs).toISOString()}, compares windows up to ${new Date(range.toMs).toISOString()}`);
+
+  const kafka = new Kafka({ clientId: `verify-${runId}`, brokers: options.stackEnv.KAFKA_BROKERS!.split(','), logLevel: logLevel.NOTHING });
+  const registrySettings = { schemaRegistryUrl: options.stackEnv.SCHEMA_REGISTRY_URL! };
+  const usageSerde = new TopicSerde<UsageEvent>(createSchemaRegistry(registrySettings), registrySettings, topics.usageEvents, 'usageEvent');
+  const clickhouse = new ClickHouse(readConfig(clickhouseConfigSpec, { ...options.stackEnv, CLICKHOUSE_DATABASE: database }));
+
+  const compare = async () => {
+    const truth = expectedTotals(scenario, {
+      samplingIntervalMs: intervalMs,
+      startMs,
+      fromMs: range.fromMs,
+      toMs: range.toMs,
+    });
+    const events = (await readUsageEvents(kafka, usageSerde)).filter((event) =>
+      inRange(range, event.windowStartMs, event.windowEndMs),
+    );
+    const sources = {
+      truth: totalsBySubject(truth.totals),
+      topic: totalsBySubject(events),
+      clickhouse: totalsBySubject(await clickhouseRows(clickhouse, range)),
+      openmeter: totalsBySubject(openMeterRows(openMeter.events as never, range)),
+    };
+    const rows = compareSources(sources);
+    return { rows, ok: rows.length > 0 && rows.every((row) => row.ok) };
+  };
+
+  return {
+    runId,
+    topics,
+    database,
+    simulator,
+    openMeter,
+    openMeterUrl,
+    services,
+    range,
+    compare,
+    stop: async () => {
+      for (const service of [...SERVICES].reverse()) await services[service]?.kill('SIGTERM').catch(() => undefined);
+      await clickhouse.close();
+      await openMeter.stop();
+      await simulator.close();
+    },
+  };
+}
