@@ -9,7 +9,7 @@ import {
   TopicSerde,
   type UsageEvent,
 } from '@gpu-meter/kit';
-import { expectedTotals, startSimulator, type Scenario, type Simulator } from '../../services/simulator/src/index.js';
+import { expectedTotals, startSimulator, type Scenario, type Simulator } from '@gpu-meter/simulator';
 import { FakeOpenMeter } from '../support/fake-openmeter.js';
 import { ServiceProcess } from '../support/processes.js';
 import { compareSources, totalsBySubject, type ComparisonRow } from './compare.js';

@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { loadScenario } from '../../services/simulator/src/index.js';
+import { loadScenario } from '@gpu-meter/simulator';
 import { endpointsFromEnvironment, REPO_ROOT } from '../support/stack-env.js';
 import { startPipeline } from './pipeline.js';
 

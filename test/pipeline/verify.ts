@@ -7,7 +7,7 @@
  * OpenMeter totals per subject and quantity. Exit code 1 on any difference.
  */
 import { parseArgs } from 'node:util';
-import { loadScenario } from '../../services/simulator/src/index.js';
+import { loadScenario } from '@gpu-meter/simulator';
 import { endpointsFromEnvironment, ENDPOINT_KEYS } from '../support/stack-env.js';
 import { renderTable } from './compare.js';
 import { startPipeline } from './pipeline.js';

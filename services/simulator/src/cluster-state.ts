@@ -1,0 +1,95 @@
+import type { K8sObject } from './k8s-objects.js';
+import type { Change } from './timeline.js';
+
+/**
+ * The API server's store: current objects, one global resourceVersion (like etcd's revision), the event history
+ * watches replay from, and compaction (`expire`). It applies timeline changes up to a time; it never reads a clock.
+ */
+export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
+export interface WatchEvent {
+  rv: number;
+  type: EventType;
+  kind: 'Pod' | 'Node';
+  object: K8sObject;
+}
+
+const keyOf = (o: K8sObject) => `${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+
+export class ClusterState {
+  private rv = 0;
+  /** Watches from a resourceVersion below this get 410 Gone. */
+  private oldestWatchableRv = 0;
+  private history: WatchEvent[] = [];
+  private next = 0;
+  private readonly objects = { Pod: new Map<string, K8sObject>(), Node: new Map<string, K8sObject>() };
+  private readonly listeners = new Set<(event: WatchEvent) => void>();
+
+  constructor(private readonly timeline: readonly Change[]) {}
+
+  get resourceVersion(): number {
+    return this.rv;
+  }
+
+  /** Applies every change due at or before offset `atMs`, notifying listeners in order. */
+  advanceTo(atMs: number): void {
+    while (this.next < this.timeline.length && this.timeline[this.next]!.atMs <= atMs) {
+      this.apply(this.timeline[this.next]!);
+      this.next++;
+    }
+  }
+
+  /** Offset of the next pending change, or undefined when the timeline is exhausted. */
+  nextChangeAt(): number | undefined {
+    return this.timeline[this.next]?.atMs;
+  }
+
+  private apply(change: Change): void {
+    const store = this.objects[change.kind];
+    const key = keyOf(change.object);
+    const existed = store.has(key);
+    if (change.action === 'delete' && !existed) return;
+    this.rv++;
+    const object = structuredClone(change.object);
+    object.metadata.resourceVersion = String(this.rv);
+    let type: EventType;
+    if (change.action === 'delete') {
+      store.delete(key);
+      type = 'DELETED';
+    } else {
+      store.set(key, object);
+      type = existed ? 'MODIFIED' : 'ADDED';
+    }
+    const event: WatchEvent = { rv: this.rv, type, kind: change.kind, object };
+    this.history.push(event);
+    for (const listener of this.listeners) listener(event);
+  }
+
+  list(kind: 'Pod' | 'Node'): K8sObject[] {
+    return [...this.objects[kind].values()];
+  }
+
+  get(kind: 'Pod' | 'Node', namespace: string, name: string): K8sObject | undefined {
+    return this.objects[kind].get(`${namespace}/${name}`);
+  }
+
+  /** Events after `rv` of one kind, or 'gone' when history no longer reaches back that far. */
+  eventsSince(kind: 'Pod' | 'Node', rv: number): WatchEvent[] | 'gone' {
+    if (rv < this.oldestWatchableRv) return 'gone';
+    return this.history.filter((e) => e.rv > rv && e.kind === kind);
+  }
+
+  /**
+   * Compaction: forget the history. The revision moves on by one (as a compaction does in etcd), so a client that
+   * relists gets a resourceVersion it can watch from, while every older one is Gone.
+   */
+  expire(): void {
+    this.rv++;
+    this.oldestWatchableRv = this.rv;
+    this.history = [];
+  }
+
+  subscribe(listener: (event: WatchEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}

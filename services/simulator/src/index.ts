@@ -1,0 +1,15 @@
+export * from './scenario.js';
+export {
+  buildModel,
+  gpuUuid,
+  migUuid,
+  podUid,
+  MIB,
+  MIG_SLICES,
+  type ClusterModel,
+  type PodFacts,
+  type DeviceFacts,
+} from './model.js';
+export { renderMetrics } from './dcgm.js';
+export * from './truth.js';
+export * from './simulator.js';

@@ -1,0 +1,200 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { ClusterState, WatchEvent } from './cluster-state.js';
+import type { K8sObject } from './k8s-objects.js';
+import { matcher, type Matcher } from './selectors.js';
+
+/**
+ * The fake kube-apiserver: GET list / get / watch of pods and nodes over plain HTTP, with the real wire shapes
+ * (lists with metadata.resourceVersion, newline-delimited watch events, BOOKMARK, ERROR Status 410 "Expired").
+ */
+export interface K8sServerOptions {
+  bookmarkIntervalMs: number;
+  goneMode: 'event' | 'http';
+  /** Test controls served under POST /simulator/<name> (for a simulator run as a separate process). */
+  controls?: Record<string, () => unknown>;
+}
+
+interface OpenWatch {
+  res: ServerResponse;
+  allowBookmarks: boolean;
+  kind: 'Pod' | 'Node';
+  close: () => void;
+}
+
+const status = (code: number, reason: string, message: string) => ({
+  kind: 'Status',
+  apiVersion: 'v1',
+  metadata: {},
+  status: 'Failure',
+  message,
+  reason,
+  code,
+});
+
+function route(pathname: string): { kind: 'Pod' | 'Node'; namespace?: string; name?: string } | undefined {
+  let m = /^\/api\/v1\/pods\/?$/.exec(pathname);
+  if (m) return { kind: 'Pod' };
+  m = /^\/api\/v1\/namespaces\/([^/]+)\/pods(?:\/([^/]+))?\/?$/.exec(pathname);
+  if (m)
+    return {
+      kind: 'Pod',
+      namespace: decodeURIComponent(m[1]!),
+      ...(m[2] ? { name: decodeURIComponent(m[2]) } : {}),
+    };
+  m = /^\/api\/v1\/nodes(?:\/([^/]+))?\/?$/.exec(pathname);
+  if (m) return { kind: 'Node', ...(m[1] ? { name: decodeURIComponent(m[1]) } : {}) };
+  return undefined;
+}
+
+export class K8sServer {
+  readonly server: Server;
+  private readonly watches = new Set<OpenWatch>();
+
+  constructor(
+    private readonly state: ClusterState,
+    private readonly options: K8sServerOptions,
+  ) {
+    this.server = createServer((req, res) => this.handle(req, res));
+  }
+
+  private send(res: ServerResponse, code: number, body: unknown): void {
+    res.writeHead(code, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body));
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname === '/version')
+      return this.send(res, 200, { major: '1', minor: '30', gitVersion: 'v1.30.4-gpu-meter-sim' });
+    const control = /^\/simulator\/([a-z-]+)$/.exec(url.pathname);
+    if (control && this.options.controls?.[control[1]!]) {
+      if (req.method !== 'POST' && control[1] !== 'status')
+        return this.send(res, 405, status(405, 'MethodNotAllowed', 'use POST'));
+      return this.send(res, 200, this.options.controls[control[1]!]!() ?? { ok: true });
+    }
+    if (url.pathname === '/healthz' || url.pathname === '/readyz') {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      return void res.end('ok');
+    }
+    const target = route(url.pathname);
+    if (!target)
+      return this.send(
+        res,
+        404,
+        status(404, 'NotFound', `the server could not find the requested resource ${url.pathname}`),
+      );
+    if (req.method !== 'GET')
+      return this.send(
+        res,
+        405,
+        status(405, 'MethodNotAllowed', `${req.method} is not supported by the simulator`),
+      );
+    const q = url.searchParams;
+    if (target.name !== undefined) {
+      const object = this.state.get(target.kind, target.namespace ?? '', target.name);
+      if (!object)
+        return this.send(
+          res,
+          404,
+          status(404, 'NotFound', `${target.kind.toLowerCase()}s "${target.name}" not found`),
+        );
+      return this.send(res, 200, object);
+    }
+    const inNamespace: Matcher = (o) =>
+      target.namespace === undefined || o.metadata.namespace === target.namespace;
+    const selected = matcher(q.get('labelSelector') ?? undefined, q.get('fieldSelector') ?? undefined);
+    const matches = (o: K8sObject) => inNamespace(o) && selected(o);
+    if (q.get('watch') === 'true' || q.get('watch') === '1') return this.watch(res, target.kind, matches, q);
+    const items = this.state
+      .list(target.kind)
+      .filter(matches)
+      .map(({ kind: _kind, apiVersion: _apiVersion, ...item }) => item);
+    this.send(res, 200, {
+      kind: `${target.kind}List`,
+      apiVersion: 'v1',
+      metadata: { resourceVersion: String(this.state.resourceVersion) },
+      items,
+    });
+  }
+
+  private watch(res: ServerResponse, kind: 'Pod' | 'Node', matches: Matcher, q: URLSearchParams): void {
+    const rvParam = q.get('resourceVersion') ?? '';
+    let replay: WatchEvent[];
+    if (rvParam === '' || rvParam === '0') {
+      replay = this.state.list(kind).map((object) => ({ rv: 0, type: 'ADDED', kind, object }));
+    } else {
+      const since = this.state.eventsSince(kind, Number(rvParam));
+      if (since === 'gone') {
+        const gone = status(
+          410,
+          'Expired',
+          `too old resource version: ${rvParam} (${this.state.resourceVersion})`,
+        );
+        if (this.options.goneMode === 'http') return this.send(res, 410, gone);
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return void res.end(`${JSON.stringify({ type: 'ERROR', object: gone })}\n`);
+      }
+      replay = since;
+    }
+    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache' });
+    // Clients (client-node's Watch) resolve on the response headers; send them before the first event.
+    res.flushHeaders();
+    const write = (type: string, object: unknown) => res.write(`${JSON.stringify({ type, object })}\n`);
+    for (const e of replay) if (matches(e.object)) write(e.type, e.object);
+    const unsubscribe = this.state.subscribe((e) => {
+      if (e.kind === kind && matches(e.object)) write(e.type, e.object);
+    });
+    const allowBookmarks = q.get('allowWatchBookmarks') === 'true';
+    const bookmarks = allowBookmarks
+      ? setInterval(() => this.bookmark(entry), this.options.bookmarkIntervalMs)
+      : undefined;
+    const timeoutSeconds = Number(q.get('timeoutSeconds') ?? 0);
+    const timeout = timeoutSeconds > 0 ? setTimeout(() => entry.close(), timeoutSeconds * 1000) : undefined;
+    const entry: OpenWatch = {
+      res,
+      allowBookmarks,
+      kind,
+      close: () => {
+        cleanup();
+        res.end();
+      },
+    };
+    const cleanup = () => {
+      unsubscribe();
+      clearInterval(bookmarks);
+      clearTimeout(timeout);
+      this.watches.delete(entry);
+    };
+    res.on('close', cleanup);
+    this.watches.add(entry);
+  }
+
+  private bookmark(w: OpenWatch): void {
+    if (!w.allowBookmarks) return;
+    const object = {
+      kind: w.kind,
+      apiVersion: 'v1',
+      metadata: { resourceVersion: String(this.state.resourceVersion) },
+    };
+    w.res.write(`${JSON.stringify({ type: 'BOOKMARK', object })}\n`);
+  }
+
+  sendBookmarks(): void {
+    for (const w of this.watches) this.bookmark(w);
+  }
+
+  /** Ends every open watch as a server would on restart or timeout; clients re-watch from their last version. */
+  dropWatches(): void {
+    for (const w of [...this.watches]) w.close();
+  }
+
+  get openWatches(): number {
+    return this.watches.size;
+  }
+
+  async close(): Promise<void> {
+    this.dropWatches();
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}

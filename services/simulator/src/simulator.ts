@@ -1,0 +1,147 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ClusterState } from './cluster-state.js';
+import { createDcgmServer } from './dcgm.js';
+import { K8sServer } from './k8s-server.js';
+import { buildModel, gpuUuid, podUid, type ClusterModel } from './model.js';
+import type { Scenario } from './scenario.js';
+import { buildTimeline } from './timeline.js';
+
+/**
+ * Plays a scenario: the fake Kubernetes API and the fake DCGM exporter over one cluster model, moved by a clock
+ * — real time when played live, or a manual clock that only tests move.
+ */
+export interface SimulatorOptions {
+  scenario: Scenario;
+  /** Scenario start, epoch ms. Default scenario.startMs, else now aligned down to alignMs. */
+  startMs?: number;
+  alignMs?: number;
+  clock?: 'manual' | 'real';
+  host?: string;
+  k8sPort?: number;
+  dcgmPort?: number;
+  bookmarkIntervalMs?: number;
+  goneMode?: 'event' | 'http';
+}
+
+export interface Simulator {
+  readonly k8sUrl: string;
+  readonly dcgmBaseUrl: string;
+  readonly startMs: number;
+  readonly model: ClusterModel;
+  dcgmUrl(node: string): string;
+  now(): number;
+  setTime(epochMs: number): Promise<void>;
+  advance(ms: number): Promise<void>;
+  resourceVersion(): number;
+  expireWatchHistory(options?: { dropWatches?: boolean }): void;
+  dropWatches(): void;
+  sendBookmarks(): void;
+  openWatches(): number;
+  podUid(namespace: string, name: string): string;
+  gpuUuid(node: string, index: number): string;
+  close(): Promise<void>;
+}
+
+async function listen(server: Server, host: string, port: number): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return (server.address() as AddressInfo).port;
+}
+
+export async function startSimulator(options: SimulatorOptions): Promise<Simulator> {
+  const { scenario } = options;
+  const host = options.host ?? '127.0.0.1';
+  const alignMs = options.alignMs ?? 15_000;
+  const startMs = options.startMs ?? scenario.startMs ?? Math.floor(Date.now() / alignMs) * alignMs;
+  const real = (options.clock ?? 'manual') === 'real';
+  let manualNow = startMs;
+  const now = () => (real ? Date.now() : manualNow);
+
+  const model = buildModel(scenario);
+  const dcgm = createDcgmServer(model, () => now() - startMs);
+  const dcgmPort = await listen(dcgm, host, options.dcgmPort ?? 0);
+  const state = new ClusterState(buildTimeline({ model, startMs, dcgmHost: host, dcgmPort }));
+  state.advanceTo(now() - startMs);
+  const k8s: K8sServer = new K8sServer(state, {
+    bookmarkIntervalMs: options.bookmarkIntervalMs ?? 5000,
+    goneMode: options.goneMode ?? 'event',
+    controls: {
+      status: () => ({
+        startMs,
+        now: now(),
+        resourceVersion: state.resourceVersion,
+        openWatches: k8s.openWatches,
+      }),
+      'expire-history': () => {
+        state.expire();
+        k8s.dropWatches();
+      },
+      'drop-watches': () => k8s.dropWatches(),
+      bookmarks: () => k8s.sendBookmarks(),
+    },
+  });
+  let k8sPort: number;
+  try {
+    k8sPort = await listen(k8s.server, host, options.k8sPort ?? 0);
+  } catch (error) {
+    dcgm.close();
+    throw error;
+  }
+
+  // Real clock: wake at each due change (and at least every 1 s, so a suspended timer cannot stall the cluster).
+  let timer: NodeJS.Timeout | undefined;
+  let closed = false;
+  const tick = () => {
+    if (closed) return;
+    state.advanceTo(Date.now() - startMs);
+    const next = state.nextChangeAt();
+    const delay = next === undefined ? 1000 : Math.min(1000, Math.max(0, startMs + next - Date.now()));
+    timer = setTimeout(tick, delay);
+    timer.unref();
+  };
+  if (real) tick();
+
+  const setTime = async (epochMs: number) => {
+    if (real) throw new Error('setTime/advance need the manual clock (clock: "manual")');
+    if (epochMs < manualNow) throw new Error(`time cannot go backwards (${epochMs} < ${manualNow})`);
+    manualNow = epochMs;
+    state.advanceTo(epochMs - startMs);
+    // Let watch writes reach the sockets before the caller looks.
+    await new Promise((resolve) => setImmediate(resolve));
+  };
+
+  const base = (port: number) => `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  return {
+    k8sUrl: base(k8sPort),
+    dcgmBaseUrl: base(dcgmPort),
+    startMs,
+    model,
+    dcgmUrl: (node) => `${base(dcgmPort)}/metrics/${encodeURIComponent(node)}`,
+    now,
+    setTime,
+    advance: (ms) => setTime(manualNow + ms),
+    resourceVersion: () => state.resourceVersion,
+    expireWatchHistory: ({ dropWatches = true } = {}) => {
+      state.expire();
+      if (dropWatches) k8s.dropWatches();
+    },
+    dropWatches: () => k8s.dropWatches(),
+    sendBookmarks: () => k8s.sendBookmarks(),
+    openWatches: () => k8s.openWatches,
+    podUid: (namespace, name) => podUid(scenario, namespace, name),
+    gpuUuid: (node, index) => gpuUuid(scenario, node, index),
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      clearTimeout(timer);
+      dcgm.closeAllConnections();
+      await Promise.all([k8s.close(), new Promise<void>((resolve) => dcgm.close(() => resolve()))]);
+    },
+  };
+}

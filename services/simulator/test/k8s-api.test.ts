@@ -1,0 +1,325 @@
+import { CoreV1Api, KubeConfig, makeInformer, type V1Node, type V1Pod } from '@kubernetes/client-node';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { startSimulator, type Simulator, type SimulatorOptions } from '../src/simulator.js';
+import { scenario, T0, waitFor } from './helpers.js';
+
+const s = scenario({
+  durationMs: 60_000,
+  nodes: [{ name: 'n1', gpuProduct: 'NVIDIA-A100-SXM4-80GB', gpuCount: 2, gpuMemoryMiB: 81_920 }],
+  pods: [
+    {
+      name: 'train',
+      project: 'pa',
+      workloadKind: 'Training',
+      user: 'alice',
+      node: 'n1',
+      gpu: { whole: [0] },
+      cpuCores: 4,
+      memoryMiB: 1024,
+      startMs: 0,
+      endMs: 20_000,
+      deletedMs: 25_000,
+    },
+    {
+      name: 'nb',
+      project: 'pb',
+      priorityClassName: 'build',
+      user: 'bob',
+      node: 'n1',
+      gpu: { fraction: 0.5, gpu: 1 },
+      cpuCores: 0.5,
+      createdMs: 5000,
+      startMs: 10_000,
+      endMs: 40_000,
+    },
+  ],
+});
+
+function client(sim: Simulator): { kc: KubeConfig; api: CoreV1Api } {
+  const kc = new KubeConfig();
+  kc.loadFromClusterAndUser({ name: 'sim', server: sim.k8sUrl, skipTLSVerify: true }, { name: 'sim' });
+  return { kc, api: kc.makeApiClient(CoreV1Api) };
+}
+
+interface RawEvent {
+  type: string;
+  object: { metadata: { name?: string; resourceVersion: string }; status?: { phase?: string } } & Record<
+    string,
+    unknown
+  >;
+}
+
+/** Reads watch lines until `until` holds for the collected events, then aborts. */
+async function readWatch(url: string, until: (events: RawEvent[]) => boolean, onOpen?: () => void) {
+  const controller = new AbortController();
+  const res = await fetch(url, { signal: controller.signal });
+  const events: RawEvent[] = [];
+  const decoder = new TextDecoder();
+  let buffer = '';
+  onOpen?.();
+  const reader = res.body!.getReader();
+  for (;;) {
+    if (until(events)) break;
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    const lines = buffer.split('\n');
+    buffer = lines.pop()!;
+    for (const line of lines) if (line) events.push(JSON.parse(line) as RawEvent);
+  }
+  controller.abort();
+  return { status: res.status, events };
+}
+
+/** A simulator closed when the test finishes (even one that timed out). */
+async function start(options: Partial<SimulatorOptions> = {}): Promise<Simulator> {
+  const sim = await startSimulator({ scenario: s, ...options });
+  onTestFinished(() => sim.close());
+  return sim;
+}
+
+describe('fake Kubernetes API: objects', () => {
+  it('lists pods and nodes with the shapes and Run:ai metadata of a real cluster', async () => {
+    const sim = await start();
+    await sim.setTime(T0 + 10_000);
+    const { api } = client(sim);
+    const pods = await api.listPodForAllNamespaces();
+    expect(Number(pods.metadata?.resourceVersion)).toBe(sim.resourceVersion());
+    const byName = new Map(pods.items.map((p) => [p.metadata!.name!, p]));
+    expect([...byName.keys()].sort()).toEqual([
+      'nb',
+      'nvidia-dcgm-exporter-n1',
+      'runai-reservation-gpu-n1-1-0',
+      'train',
+    ]);
+    const train = byName.get('train')!;
+    expect(train.metadata!.namespace).toBe('runai-pa');
+    expect(train.metadata!.uid).toBe(sim.podUid('runai-pa', 'train'));
+    expect(train.metadata!.labels).toMatchObject({
+      project: 'pa',
+      'runai/queue': 'pa',
+      workloadKind: 'Training',
+    });
+    expect(train.metadata!.annotations).toMatchObject({
+      user: 'alice',
+      clusterId: 'c1',
+      'runai-allocated-gpus': '1',
+    });
+    expect(train.spec!.schedulerName).toBe('runai-scheduler');
+    expect(train.spec!.nodeName).toBe('n1');
+    expect(train.spec!.containers[0]!.resources!.limits).toEqual({
+      cpu: '4',
+      memory: '1024Mi',
+      'nvidia.com/gpu': '1',
+    });
+    expect(train.status!.phase).toBe('Running');
+    expect(train.status!.startTime).toEqual(new Date(T0));
+    const nb = byName.get('nb')!;
+    expect(nb.spec!.priorityClassName).toBe('build');
+    expect(nb.metadata!.annotations).toMatchObject({
+      'gpu-fraction': '0.5',
+      'runai-allocated-gpus': '0.5',
+      'runai-allocated-gpu-memory': '40960',
+    });
+    expect(nb.spec!.containers[0]!.resources!.limits).toEqual({ cpu: '500m' });
+    const reservation = byName.get('runai-reservation-gpu-n1-1-0')!;
+    expect(reservation.metadata!.namespace).toBe('runai-reservation');
+    expect(reservation.metadata!.labels).toEqual({
+      app: 'runai-reservation',
+      'runai-gpu-group': nb.metadata!.labels!['runai-gpu-group'],
+    });
+    expect(reservation.metadata!.annotations).toEqual({
+      'run.ai/reserve_for_gpu_index': sim.gpuUuid('n1', 1),
+    });
+
+    const nodes = await api.listNode();
+    expect(nodes.items[0]!.metadata!.labels).toMatchObject({
+      'nvidia.com/gpu.product': 'NVIDIA-A100-SXM4-80GB',
+      'nvidia.com/gpu.count': '2',
+      'nvidia.com/gpu.memory': '81920',
+    });
+    expect(nodes.items[0]!.status!.capacity).toMatchObject({ 'nvidia.com/gpu': '2' });
+  });
+
+  it('records termination times and honours namespace and selectors', async () => {
+    const sim = await start();
+    await sim.setTime(T0 + 20_000);
+    const { api } = client(sim);
+    const train = await api.readNamespacedPod({ namespace: 'runai-pa', name: 'train' });
+    expect(train.status!.phase).toBe('Succeeded');
+    const terminated = train.status!.containerStatuses![0]!.state!.terminated!;
+    expect([terminated.startedAt, terminated.finishedAt]).toEqual([new Date(T0), new Date(T0 + 20_000)]);
+    const runai = await api.listPodForAllNamespaces({
+      fieldSelector: 'spec.schedulerName=runai-scheduler,metadata.namespace!=runai-reservation',
+    });
+    expect(runai.items.map((p) => p.metadata!.name).sort()).toEqual(['nb', 'train']);
+    const reservations = await api.listNamespacedPod({
+      namespace: 'runai-reservation',
+      labelSelector: 'app=runai-reservation',
+    });
+    expect(reservations.items).toHaveLength(1);
+    await expect(api.readNamespacedPod({ namespace: 'runai-pa', name: 'nope' })).rejects.toThrow(/404/);
+  });
+});
+
+describe('fake Kubernetes API: watch', () => {
+  it('feeds a client-node informer through the pods lifecycle', async () => {
+    const sim = await start();
+    const { kc, api } = client(sim);
+    let lists = 0;
+    const informer = makeInformer<V1Pod>(kc, '/api/v1/pods', () => {
+      lists++;
+      return api.listPodForAllNamespaces();
+    });
+    const seen: string[] = [];
+    informer.on('add', (p) => seen.push(`add ${p.metadata!.name} ${p.status!.phase}`));
+    informer.on('update', (p) => seen.push(`update ${p.metadata!.name} ${p.status!.phase}`));
+    informer.on('delete', (p) => seen.push(`delete ${p.metadata!.name}`));
+    await informer.start();
+    try {
+      await waitFor(() => sim.openWatches() === 1, 'the informer to watch');
+      await sim.setTime(T0 + 25_000);
+      await waitFor(() => seen.includes('delete train'), 'the train pod to be deleted');
+      expect(seen).toEqual([
+        'add nvidia-dcgm-exporter-n1 Running',
+        'add train Running',
+        'add nb Pending',
+        'add runai-reservation-gpu-n1-1-0 Running',
+        'update nb Running',
+        'update train Succeeded',
+        'delete train',
+      ]);
+      expect(lists).toBe(1);
+    } finally {
+      await informer.stop();
+    }
+  });
+
+  it('relists after 410 Gone (ERROR event) and carries on', async () => {
+    const sim = await start();
+    const { kc, api } = client(sim);
+    let lists = 0;
+    const informer = makeInformer<V1Pod>(kc, '/api/v1/pods', () => {
+      lists++;
+      return api.listPodForAllNamespaces();
+    });
+    const errors: unknown[] = [];
+    informer.on('error', (e) => errors.push(e));
+    await informer.start();
+    try {
+      await waitFor(() => sim.openWatches() === 1, 'the informer to watch');
+      await sim.setTime(T0 + 10_000);
+      await waitFor(() => informer.get('nb', 'runai-pb')?.status?.phase === 'Running', 'nb running');
+      sim.expireWatchHistory();
+      await waitFor(() => lists === 2 && sim.openWatches() === 1, 'a relist and a new watch');
+      await sim.setTime(T0 + 40_000);
+      await waitFor(
+        () => informer.get('nb', 'runai-pb')?.status?.phase === 'Succeeded',
+        'nb succeeded after the relist',
+      );
+      expect(informer.get('train', 'runai-pa')).toBeUndefined();
+      expect(errors).toEqual([]);
+    } finally {
+      await informer.stop();
+    }
+  });
+
+  it('relists after an HTTP 410 answer too', async () => {
+    const sim = await start({ goneMode: 'http' });
+    const { kc, api } = client(sim);
+    let lists = 0;
+    const informer = makeInformer<V1Node>(kc, '/api/v1/nodes', () => {
+      lists++;
+      return api.listNode();
+    });
+    await informer.start();
+    try {
+      await waitFor(() => sim.openWatches() === 1, 'the informer to watch');
+      sim.expireWatchHistory();
+      await waitFor(() => lists === 2 && sim.openWatches() === 1, 'a relist and a new watch');
+      expect(informer.list().map((n) => n.metadata!.name)).toEqual(['n1']);
+    } finally {
+      await informer.stop();
+    }
+  });
+
+  it('answers a too-old resourceVersion with an ERROR Status 410 and closes', async () => {
+    const sim = await start();
+    const old = sim.resourceVersion();
+    sim.expireWatchHistory();
+    const { events } = await readWatch(
+      `${sim.k8sUrl}/api/v1/pods?watch=true&resourceVersion=${old}`,
+      () => false,
+    );
+    expect(events).toEqual([
+      {
+        type: 'ERROR',
+        object: expect.objectContaining({ kind: 'Status', status: 'Failure', reason: 'Expired', code: 410 }),
+      },
+    ]);
+  });
+
+  it('replays events after a resourceVersion, then streams live ones and bookmarks', async () => {
+    const sim = await start();
+    const from = sim.resourceVersion();
+    await sim.setTime(T0 + 10_000); // nb ADDED (Pending), reservation ADDED, nb MODIFIED (Running)
+    const url = `${sim.k8sUrl}/api/v1/namespaces/runai-pb/pods?watch=true&resourceVersion=${from}&allowWatchBookmarks=true`;
+    const { events } = await readWatch(
+      url,
+      (ev) => ev.some((e) => e.type === 'BOOKMARK'),
+      () => setTimeout(() => void sim.setTime(T0 + 40_000).then(() => sim.sendBookmarks()), 50),
+    );
+    expect(events.map((e) => [e.type, e.object.metadata.name, e.object.status?.phase])).toEqual([
+      ['ADDED', 'nb', 'Pending'],
+      ['MODIFIED', 'nb', 'Running'],
+      ['MODIFIED', 'nb', 'Succeeded'],
+      ['BOOKMARK', undefined, undefined],
+    ]);
+    const rvs = events.map((e) => Number(e.object.metadata.resourceVersion));
+    expect(rvs).toEqual([...rvs].sort((a, b) => a - b));
+    expect(rvs.at(-1)).toBe(sim.resourceVersion());
+  });
+
+  it('lets an informer resume from its resourceVersion after a dropped connection, without a relist', async () => {
+    const sim = await start();
+    const { kc, api } = client(sim);
+    let lists = 0;
+    let connects = 0;
+    const informer = makeInformer<V1Pod>(kc, '/api/v1/pods', () => {
+      lists++;
+      return api.listPodForAllNamespaces();
+    });
+    informer.on('connect', () => connects++);
+    await informer.start();
+    try {
+      await waitFor(() => sim.openWatches() === 1, 'the informer to watch');
+      sim.dropWatches();
+      await sim.setTime(T0 + 20_000);
+      await waitFor(() => connects === 2 && sim.openWatches() === 1, 'a new watch');
+      await waitFor(
+        () => informer.get('train', 'runai-pa')?.status?.phase === 'Succeeded',
+        'the missed update',
+      );
+      expect(lists).toBe(1);
+    } finally {
+      await informer.stop();
+    }
+  });
+});
+
+describe('fake Kubernetes API: HTTP test controls', () => {
+  it('expires history, drops watches and reports status over POST /simulator/*', async () => {
+    const sim = await start();
+    const post = async (name: string) =>
+      (await fetch(`${sim.k8sUrl}/simulator/${name}`, { method: 'POST' })).json();
+    const before = sim.resourceVersion();
+    expect(await post('status')).toEqual({ startMs: T0, now: T0, resourceVersion: before, openWatches: 0 });
+    expect(await post('expire-history')).toEqual({ ok: true });
+    const { events } = await readWatch(
+      `${sim.k8sUrl}/api/v1/nodes?watch=true&resourceVersion=${before}`,
+      () => false,
+    );
+    expect(events.map((e) => [e.type, e.object.code])).toEqual([['ERROR', 410]]);
+    expect((await fetch(`${sim.k8sUrl}/simulator/expire-history`)).status).toBe(405);
+  });
+});
