@@ -27,6 +27,8 @@ export interface PipelineOptions {
   /** Extra environment for every service (e.g. LOG_LEVEL). */
   serviceEnv?: Record<string, string>;
   log?: (line: string) => void;
+  /** Processes per service (default 1 each); two collector replicas keep scraping while one restarts. */
+  replicas?: Partial<Record<string, number>>;
   /** 'run': the default topic names and database `gpu_meter` (npm start); 'isolated' (default): unique ones. */
   naming?: 'run' | 'isolated';
 }
@@ -38,7 +40,10 @@ export interface Pipeline {
   readonly simulator: Simulator;
   readonly openMeter: FakeOpenMeter;
   readonly openMeterUrl: string;
-  readonly services: Record<string, ServiceProcess>;
+  /** Running processes per service (replicas). */
+  readonly services: Record<string, ServiceProcess[]>;
+  /** SIGKILLs replica `index` of a service and starts a fresh process in its place. */
+  restart(service: string, index?: number, downMs?: number): Promise<void>;
   /** Windows compared: from the scenario start to the last window that ends by the scenario end. */
   readonly range: WindowRange;
   compare(): Promise<{ rows: ComparisonRow[]; ok: boolean }>;
@@ -125,11 +130,20 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
   };
 
   // The aggregator creates the topics (AUTO_CREATE_TOPICS); the others wait for them.
-  const services: Record<string, ServiceProcess> = {};
+  const services: Record<string, ServiceProcess[]> = {};
+  const launch = (service: string) => new ServiceProcess(service, { ...common, ...env[service] }).start();
   for (const service of SERVICES) {
-    services[service] = new ServiceProcess(service, { ...common, ...env[service] }).start();
-    if (service === 'usage-aggregator') await services[service].waitForLog(/aggregator ready/, 90_000);
+    services[service] = Array.from({ length: options.replicas?.[service] ?? 1 }, () => launch(service));
+    if (service === 'usage-aggregator') {
+      await Promise.all(services[service].map((process) => process.waitForLog(/aggregator ready/, 90_000)));
+    }
   }
+  const restart = async (service: string, index = 0, downMs = 0) => {
+    const replicas = services[service]!;
+    await replicas[index]!.kill('SIGKILL');
+    if (downMs > 0) await new Promise((resolve) => setTimeout(resolve, downMs));
+    replicas[index] = launch(service);
+  };
   log(`pipeline ${runId}: scenario starts at ${new Date(startMs).toISOString()}, compares windows up to ${new Date(range.toMs).toISOString()}`);
 
   const kafka = new Kafka({ clientId: `verify-${runId}`, brokers: options.stackEnv.KAFKA_BROKERS!.split(','), logLevel: logLevel.NOTHING });
@@ -165,10 +179,13 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     openMeter,
     openMeterUrl,
     services,
+    restart,
     range,
     compare,
     stop: async () => {
-      for (const service of [...SERVICES].reverse()) await services[service]?.kill('SIGTERM').catch(() => undefined);
+      for (const service of [...SERVICES].reverse()) {
+        for (const process of services[service] ?? []) await process.kill('SIGTERM').catch(() => undefined);
+      }
       await clickhouse.close();
       await openMeter.stop();
       await simulator.close();

@@ -62,10 +62,12 @@ process.on('SIGINT', () => void stop());
 process.on('SIGTERM', () => void stop());
 const reported = new Set<string>();
 setInterval(() => {
-  for (const [name, service] of Object.entries(pipeline.services)) {
-    if (!service.running && !stopping && !reported.has(name)) {
-      reported.add(name);
-      say(`${name} stopped unexpectedly:\n${service.tail(20)}`);
+  for (const [name, processes] of Object.entries(pipeline.services)) {
+    for (const process of processes) {
+      if (!process.running && !stopping && !reported.has(name)) {
+        reported.add(name);
+        say(`${name} stopped unexpectedly:\n${process.tail(20)}`);
+      }
     }
   }
 }, 5_000).unref();

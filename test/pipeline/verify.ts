@@ -33,8 +33,8 @@ export async function verifyScenario(options: {
       await sleep(2_000);
       result = await pipeline.compare();
     }
-    for (const [name, service] of Object.entries(pipeline.services)) {
-      if (!service.running) options.log(`${name} is not running:\n${service.tail()}`);
+    for (const [name, processes] of Object.entries(pipeline.services)) {
+      for (const process of processes) if (!process.running) options.log(`${name} is not running:\n${process.tail()}`);
     }
     return { ok: result.ok, table: renderTable(result.rows) };
   } finally {
