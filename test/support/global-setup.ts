@@ -2,11 +2,7 @@ import type { TestProject } from 'vitest/node';
 import { containerRuntimeAvailable, startContainers, type StartedServices } from './containers.js';
 import { ENDPOINT_KEYS, endpointsFromEnvironment } from './stack-env.js';
 
-declare module 'vitest' {
-  export interface ProvidedContext {
-    stackEnv: Record<string, string>;
-  }
-}
+import './provided-context.js';
 
 /**
  * Resolves the services integration tests run against: from the environment or `.stack/env` when set,

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, type Admin, type KafkaMessage } from 'kafkajs';
 import { inject, onTestFinished } from 'vitest';
+import './provided-context.js';
 
 /** Endpoints resolved by the global setup (environment, .stack/env or testcontainers). */
 export function stackEnv(): Record<string, string> {

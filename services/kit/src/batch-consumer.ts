@@ -13,6 +13,8 @@ export interface BatchConsumerOptions<T> {
   maxRows: number;
   maxWaitMs: number;
   backoff?: BackoffPolicy;
+  /** How long the group waits for a silent member (e.g. one that was SIGKILLed) before rebalancing. */
+  sessionTimeoutMs?: number;
   /** Turns a record into an item; throws PoisonRecordError for a record that can never be processed. */
   decode(source: SourceRecord): Promise<T>;
   /** Writes a poison record to the dead-letter topic; retried until it succeeds. */
@@ -39,8 +41,8 @@ export class BatchConsumer<T> {
   private readonly stopping = new AbortController();
   private lock: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
-  private timerFailures = 0;
-  private timerNextAttemptAt = 0;
+  private flushFailures = 0;
+  private retryNotBefore = 0;
   private connected = false;
   private closed: Promise<void> | undefined;
 
@@ -51,8 +53,8 @@ export class BatchConsumer<T> {
       groupId: options.groupId,
       readUncommitted: false,
       maxWaitTimeInMs: Math.min(1000, Math.max(50, options.maxWaitMs)),
-      sessionTimeout: 30_000,
-      heartbeatInterval: 3_000,
+      sessionTimeout: options.sessionTimeoutMs ?? 30_000,
+      heartbeatInterval: Math.min(3_000, Math.floor((options.sessionTimeoutMs ?? 30_000) / 3)),
     });
   }
 
@@ -80,19 +82,25 @@ export class BatchConsumer<T> {
     this.timer = setInterval(() => void this.onTimer(), tick);
   }
 
-  /** Stops consuming, tries one last flush (what fails is re-read on the next start), disconnects. */
+  /**
+   * Stops retrying, tries one last flush while the consumer still runs (kafkajs silently skips commits once
+   * stopped; what is not committed is re-read on the next start), then stops and disconnects.
+   */
   close(): Promise<void> {
     this.closed ??= (async () => {
       this.stopping.abort();
       clearInterval(this.timer);
-      await this.consumer.stop().catch(() => undefined);
       await this.withLock(async () => {
         try {
           await this.flushOnce();
         } catch (error) {
-          this.options.logger.warn({ err: error }, 'final flush failed; those records will be re-read');
+          this.options.logger.warn(
+            { err: errorMessage(error) },
+            'final flush failed; those records will be re-read',
+          );
         }
       });
+      await this.consumer.stop().catch(() => undefined);
       await this.consumer.disconnect();
       this.connected = false;
     })();
@@ -158,32 +166,41 @@ export class BatchConsumer<T> {
 
   /** Flushes until the sink acknowledges; false when the consumer is stopping first. */
   private async flushUntilDone(heartbeat: () => Promise<void>): Promise<boolean> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.withLock(() => this.flushOnce());
-        this.timerFailures = 0;
-        return true;
-      } catch (error) {
-        this.options.onRetry?.('flush', error, attempt);
-        this.options.logger.warn({ err: errorMessage(error), attempt }, 'flush failed; retrying');
-        if (!(await this.pause(attempt, heartbeat, retryAfterOf(error)))) return false;
-      }
+    for (;;) {
+      if (!(await this.waitUntil(this.retryNotBefore, heartbeat))) return false;
+      if (await this.flushAttempt()) return true;
     }
   }
 
-  /** Time-based flushes while no records arrive; failures back off and are retried on later ticks. */
+  /** Time-based flushes while no records arrive. */
   private async onTimer(): Promise<void> {
-    const now = Date.now();
-    if (this.stopping.signal.aborted || now < this.timerNextAttemptAt || !this.accumulator.due(now)) return;
-    try {
-      await this.withLock(() => this.flushOnce());
-      this.timerFailures = 0;
-    } catch (error) {
-      this.options.onRetry?.('flush', error, this.timerFailures);
-      this.options.logger.warn({ err: errorMessage(error), attempt: this.timerFailures }, 'flush failed; retrying');
-      this.timerNextAttemptAt =
-        Date.now() + Math.max(retryAfterOf(error), backoffDelay(this.timerFailures++, this.backoff));
-    }
+    if (this.stopping.signal.aborted || !this.accumulator.due(Date.now())) return;
+    await this.flushAttempt();
+  }
+
+  /**
+   * One flush attempt, shared by the record path and the timer path: both honour one backoff state, so
+   * neither retries sooner than the last failure (and a sink's Retry-After) allows. True when it flushed.
+   */
+  private flushAttempt(): Promise<boolean> {
+    return this.withLock(async () => {
+      if (Date.now() < this.retryNotBefore) return false;
+      try {
+        await this.flushOnce();
+        this.flushFailures = 0;
+        this.retryNotBefore = 0;
+        return true;
+      } catch (error) {
+        this.options.onRetry?.('flush', error, this.flushFailures);
+        this.options.logger.warn(
+          { err: errorMessage(error), attempt: this.flushFailures },
+          'flush failed; retrying',
+        );
+        const delay = Math.max(retryAfterOf(error), backoffDelay(this.flushFailures++, this.backoff));
+        this.retryNotBefore = Date.now() + delay;
+        return false;
+      }
+    });
   }
 
   private async flushOnce(): Promise<void> {
@@ -201,11 +218,15 @@ export class BatchConsumer<T> {
     this.options.logger.debug({ rows: batch.items.length, ms: Date.now() - started }, 'batch flushed');
   }
 
-  /** Backs off for attempt n (at least `minMs`), heartbeating every few seconds; false when stopping. */
-  private async pause(attempt: number, heartbeat: () => Promise<void>, minMs = 0): Promise<boolean> {
-    const until = Date.now() + Math.max(minMs, backoffDelay(attempt, this.backoff));
-    while (!this.stopping.signal.aborted && Date.now() < until) {
-      await sleepUnlessAborted(Math.min(2_000, until - Date.now()), this.stopping.signal);
+  /** Backs off for attempt n; false when stopping. */
+  private pause(attempt: number, heartbeat: () => Promise<void>): Promise<boolean> {
+    return this.waitUntil(Date.now() + backoffDelay(attempt, this.backoff), heartbeat);
+  }
+
+  /** Waits until `deadline` (epoch ms), heartbeating every few seconds; false when stopping. */
+  private async waitUntil(deadline: number, heartbeat: () => Promise<void>): Promise<boolean> {
+    while (!this.stopping.signal.aborted && Date.now() < deadline) {
+      await sleepUnlessAborted(Math.min(2_000, deadline - Date.now()), this.stopping.signal);
       await heartbeat();
     }
     return !this.stopping.signal.aborted;
@@ -225,5 +246,12 @@ function retryAfterOf(error: unknown): number {
 }
 
 function sourceRecord(topic: string, partition: number, message: KafkaMessage): SourceRecord {
-  return { topic, partition, offset: message.offset, key: message.key, value: message.value, headers: message.headers };
+  return {
+    topic,
+    partition,
+    offset: message.offset,
+    key: message.key,
+    value: message.value,
+    headers: message.headers,
+  };
 }

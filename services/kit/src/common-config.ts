@@ -57,3 +57,25 @@ export const opsConfigSpec = {
     'Log level.',
   ),
 } as const;
+
+/**
+ * Where the Kubernetes API is: K8S_API_URL (a plain http(s) API such as the simulator's, no auth), else a
+ * KUBECONFIG file, else in-cluster service-account credentials (or ~/.kube/config outside a cluster).
+ */
+export const kubernetesConfigSpec = {
+  k8sApiUrl: env(
+    'K8S_API_URL',
+    schemas
+      .optionalString()
+      .refine(
+        (value) => value === undefined || (URL.canParse(value) && /^https?:/.test(value)),
+        'must be an http(s) URL',
+      ),
+    'Kubernetes API base URL without credentials (tests, kubectl proxy). Takes precedence over KUBECONFIG.',
+  ),
+  kubeconfig: env(
+    'KUBECONFIG',
+    schemas.optionalString(),
+    'Path of a kubeconfig file; when neither this nor K8S_API_URL is set, in-cluster credentials are used.',
+  ),
+} as const;

@@ -15,3 +15,6 @@ export * from './runai/index.js';
 export * from './backoff.js';
 export * from './batch-accumulator.js';
 export * from './batch-consumer.js';
+export * from './buffered-sender.js';
+export * from './grid-ticker.js';
+export * from './sample-publisher.js';

@@ -71,6 +71,11 @@ export function podSampleId(clusterId: string, podUid: string, t: number): strin
 }
 
 /** `gpuKey` is the GPU uuid, or `<uuid>/<GPU_I_ID>` for a MIG instance. */
-export function bandwidthSampleId(clusterId: string, gpuKey: string, podUid: string | undefined, t: number): string {
+export function bandwidthSampleId(
+  clusterId: string,
+  gpuKey: string,
+  podUid: string | undefined,
+  t: number,
+): string {
   return deterministicId(clusterId, gpuKey, podUid ?? UNALLOCATED_SUBJECT, GPU_BANDWIDTH_KIND, t);
 }

@@ -219,10 +219,16 @@ export function runningSpanOf(pod: V1Pod): RunningSpan | undefined {
   }
   if (startMs === undefined) return undefined;
   if (status?.phase !== 'Succeeded' && status?.phase !== 'Failed') return { startMs, endMs: null };
-  const finished = (status.containerStatuses ?? [])
+  let finished = (status.containerStatuses ?? [])
     .map((s) => toMs(s.state?.terminated?.finishedAt))
     .filter((ms): ms is number => ms !== undefined);
-  // A finished pod with no recorded finish time: its start is the only safe bound (bills nothing more).
+  // No container finish time (e.g. some evictions): the last condition change is when the pod stopped.
+  if (finished.length === 0) {
+    finished = (status.conditions ?? [])
+      .map((c) => toMs(c.lastTransitionTime))
+      .filter((ms): ms is number => ms !== undefined);
+  }
+  // Nothing at all: its start is the only safe bound (bills nothing more).
   const endMs = finished.length > 0 ? Math.max(...finished) : startMs;
   return { startMs, endMs: Math.max(startMs, endMs) };
 }

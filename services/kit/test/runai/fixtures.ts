@@ -50,7 +50,9 @@ export function trainingPod(overrides: { [key: string]: unknown } = {}): V1Pod {
         clusterId: 'cluster-eu-1',
         'pod-group-name': 'pg-train-resnet-0-0',
       },
-      ownerReferences: [{ apiVersion: 'run.ai/v2alpha1', kind: 'TrainingWorkload', name: 'train-resnet', uid: 'x' }],
+      ownerReferences: [
+        { apiVersion: 'run.ai/v2alpha1', kind: 'TrainingWorkload', name: 'train-resnet', uid: 'x' },
+      ],
     },
     spec: {
       schedulerName: 'runai-scheduler',
@@ -93,7 +95,12 @@ export function fractionalPod(name: string, uid: string, fraction: string, group
       name,
       uid,
       namespace: 'runai-team-b',
-      labels: { project: 'team-b', 'runai/queue': 'team-b', workloadKind: 'Interactive', 'runai-gpu-group': group },
+      labels: {
+        project: 'team-b',
+        'runai/queue': 'team-b',
+        workloadKind: 'Interactive',
+        'runai-gpu-group': group,
+      },
       annotations: {
         user: 'bob',
         'runai-allocated-gpus': fraction,
@@ -104,7 +111,9 @@ export function fractionalPod(name: string, uid: string, fraction: string, group
     },
     spec: {
       priorityClassName: 'build',
-      containers: [{ name: 'jupyter', image: 'jupyter/base', resources: { requests: { cpu: '1', memory: '2G' } } }],
+      containers: [
+        { name: 'jupyter', image: 'jupyter/base', resources: { requests: { cpu: '1', memory: '2G' } } },
+      ],
     },
   });
 }
@@ -124,7 +133,11 @@ export function reservationPod(name: string, group: string, gpuUuid: string): V1
       schedulerName: 'runai-scheduler',
       nodeName: 'dgx-a100-01',
       containers: [
-        { name: 'runai-reservation', image: 'runai/reservation', resources: { limits: { 'nvidia.com/gpu': '1' } } },
+        {
+          name: 'runai-reservation',
+          image: 'runai/reservation',
+          resources: { limits: { 'nvidia.com/gpu': '1' } },
+        },
       ],
     },
     status: { phase: 'Running', startTime: '2026-11-29T09:00:00Z' },

@@ -27,9 +27,15 @@ describe('grid', () => {
 
   it('clips a sample to the running span, to the millisecond', () => {
     expect(sampleSpan(30_000, I, { startMs: 0, endMs: null })).toEqual({ startMs: 15_000, endMs: 30_000 });
-    expect(sampleSpan(30_000, I, { startMs: 17_250, endMs: null })).toEqual({ startMs: 17_250, endMs: 30_000 });
+    expect(sampleSpan(30_000, I, { startMs: 17_250, endMs: null })).toEqual({
+      startMs: 17_250,
+      endMs: 30_000,
+    });
     expect(sampleSpan(30_000, I, { startMs: 0, endMs: 21_007 })).toEqual({ startMs: 15_000, endMs: 21_007 });
-    expect(sampleSpan(30_000, I, { startMs: 16_000, endMs: 17_000 })).toEqual({ startMs: 16_000, endMs: 17_000 });
+    expect(sampleSpan(30_000, I, { startMs: 16_000, endMs: 17_000 })).toEqual({
+      startMs: 16_000,
+      endMs: 17_000,
+    });
   });
 
   it('gives no sample where the span does not overlap', () => {

@@ -69,7 +69,10 @@ describe('describeRunaiPod', () => {
       metadata: { annotations: { 'gpu-fraction': '0.25', 'gpu-memory': '10240' } },
       spec: { containers: [{ name: 'c', resources: { requests: { cpu: '250m' } } }] },
     });
-    expect(describeRunaiPod(pod, a100Node, attribution)).toMatchObject({ gpus: 0.25, gpuMemoryBytes: 10240 * MIB });
+    expect(describeRunaiPod(pod, a100Node, attribution)).toMatchObject({
+      gpus: 0.25,
+      gpuMemoryBytes: 10240 * MIB,
+    });
   });
 
   it('reads a MIG pod: slices, profile and the GPU type of the MIG device', () => {
@@ -121,7 +124,11 @@ describe('describeRunaiPod', () => {
     const pod = trainingPod({
       spec: { containers: [{ name: 'c', resources: { requests: { cpu: '2', memory: '1Gi' } } }] },
     });
-    expect(describeRunaiPod(pod, a100Node, attribution)).toMatchObject({ gpus: 0, gpuType: '', gpuMemoryBytes: 0 });
+    expect(describeRunaiPod(pod, a100Node, attribution)).toMatchObject({
+      gpus: 0,
+      gpuType: '',
+      gpuMemoryBytes: 0,
+    });
   });
 
   it('takes the largest init container when it requests more than the app containers', () => {
@@ -131,7 +138,10 @@ describe('describeRunaiPod', () => {
         containers: [{ name: 'c', resources: { requests: { cpu: '2', memory: '4Gi' } } }],
       },
     });
-    expect(describeRunaiPod(pod, a100Node, attribution)).toMatchObject({ cpuCores: 8, memoryBytes: 4 * 2 ** 30 });
+    expect(describeRunaiPod(pod, a100Node, attribution)).toMatchObject({
+      cpuCores: 8,
+      memoryBytes: 4 * 2 ** 30,
+    });
   });
 
   it('uses the configured cluster id when the pod has no clusterId annotation', () => {
@@ -197,7 +207,10 @@ describe('attribution', () => {
 
 describe('runningSpanOf', () => {
   it('starts at status.startTime, also when the client gives a Date', () => {
-    expect(runningSpanOf(trainingPod())).toEqual({ startMs: Date.parse('2026-11-29T10:00:05Z'), endMs: null });
+    expect(runningSpanOf(trainingPod())).toEqual({
+      startMs: Date.parse('2026-11-29T10:00:05Z'),
+      endMs: null,
+    });
     const listed = trainingPod();
     (listed.status as { startTime: unknown }).startTime = new Date('2026-11-29T10:00:05.250Z');
     expect(runningSpanOf(listed)?.startMs).toBe(Date.parse('2026-11-29T10:00:05.250Z'));
@@ -207,9 +220,9 @@ describe('runningSpanOf', () => {
     const pod = trainingPod();
     delete pod.status!.startTime;
     expect(runningSpanOf(pod)?.startMs).toBe(Date.parse('2026-11-29T10:00:20Z'));
-    expect(runningSpanOf(trainingPod({ status: { phase: 'Pending', startTime: null, containerStatuses: [] } }))).toBe(
-      undefined,
-    );
+    expect(
+      runningSpanOf(trainingPod({ status: { phase: 'Pending', startTime: null, containerStatuses: [] } })),
+    ).toBe(undefined);
   });
 
   it('ends at the last container finish of a Succeeded or Failed pod, to the millisecond', () => {
@@ -230,9 +243,31 @@ describe('runningSpanOf', () => {
     }
   });
 
+  it('ends a finished pod without container finish times at its last condition change', () => {
+    const evicted = trainingPod({
+      status: {
+        phase: 'Failed',
+        reason: 'Evicted',
+        containerStatuses: [],
+        conditions: [
+          { type: 'PodScheduled', status: 'True', lastTransitionTime: '2026-11-29T10:00:00Z' },
+          { type: 'Ready', status: 'False', lastTransitionTime: '2026-11-29T10:03:00Z' },
+        ],
+      },
+    });
+    expect(runningSpanOf(evicted)?.endMs).toBe(Date.parse('2026-11-29T10:03:00Z'));
+    const bare = trainingPod({ status: { phase: 'Succeeded', containerStatuses: [] } });
+    expect(runningSpanOf(bare)).toEqual({
+      startMs: Date.parse('2026-11-29T10:00:05Z'),
+      endMs: Date.parse('2026-11-29T10:00:05Z'),
+    });
+  });
+
   it('keeps a Running pod open even when a container has terminated (restarts)', () => {
     const pod = trainingPod({
-      status: { containerStatuses: [{ name: 'a', state: { terminated: { finishedAt: '2026-11-29T10:01:00Z' } } }] },
+      status: {
+        containerStatuses: [{ name: 'a', state: { terminated: { finishedAt: '2026-11-29T10:01:00Z' } } }],
+      },
     });
     expect(runningSpanOf(pod)?.endMs).toBeNull();
   });

@@ -1,0 +1,48 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+export function collectorMetrics(registry: Registry, bufferSize: () => number) {
+  const counter = (name: string, help: string, labelNames: string[] = []) =>
+    new Counter({ name, help, labelNames, registers: [registry] });
+  return {
+    samplesProduced: counter(
+      'gpumeter_bandwidth_samples_produced_total',
+      'Bandwidth samples built and queued.',
+    ),
+    samplesPublished: counter(
+      'gpumeter_samples_published_total',
+      'Samples acknowledged by Kafka (acks=all).',
+    ),
+    samplesDropped: counter(
+      'gpumeter_samples_dropped_total',
+      'Samples dropped because the send buffer was full during a Kafka outage.',
+    ),
+    sendErrors: counter('gpumeter_send_errors_total', 'Failed sends to Kafka (retried).'),
+    unallocatedSamples: counter('gpumeter_unallocated_samples_total', 'Samples of device time no pod held.'),
+    unattributedSamples: counter(
+      'gpumeter_unattributed_samples_total',
+      'Samples of pods with no project, billed to the fallback subject.',
+    ),
+    scrapes: counter('gpumeter_scrapes_total', 'DCGM exporter scrapes.', ['result']),
+    skippedSeries: counter(
+      'gpumeter_skipped_series_total',
+      'DCGM series without UUID or with a non-numeric value.',
+    ),
+    watchErrors: counter('gpumeter_watch_errors_total', 'Kubernetes list/watch failures.', ['kind']),
+    lists: counter('gpumeter_kubernetes_lists_total', 'Kubernetes lists (first and relists).', ['kind']),
+    bufferSize: new Gauge({
+      name: 'gpumeter_send_buffer_size',
+      help: 'Samples waiting to be sent to Kafka.',
+      registers: [registry],
+      collect() {
+        this.set(bufferSize());
+      },
+    }),
+    targets: new Gauge({
+      name: 'gpumeter_scrape_targets',
+      help: 'DCGM exporters scraped.',
+      registers: [registry],
+    }),
+  };
+}
+
+export type CollectorMetrics = ReturnType<typeof collectorMetrics>;

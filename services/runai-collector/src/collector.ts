@@ -1,0 +1,116 @@
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import {
+  GridTicker,
+  PodStore,
+  SamplePublisher,
+  gridFloor,
+  type Logger,
+  type PodAllocationSample,
+} from '@gpu-meter/kit';
+import { nodeInformer, podInformer, type ResilientInformer } from '@gpu-meter/kit/kubernetes';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Config } from './config.js';
+import type { CollectorMetrics } from './metrics.js';
+import { AllocationPlanner } from './planner.js';
+
+/**
+ * Binds the informers, the pod store, the planner, the grid ticker and the publisher. All decisions are in
+ * AllocationPlanner; this only moves data between them.
+ */
+export class RunaiCollector {
+  private readonly store = new PodStore();
+  private readonly nodes = new Map<string, V1Node>();
+  private readonly planner: AllocationPlanner;
+  private readonly pods: ResilientInformer<V1Pod>;
+  private readonly nodeWatch: ResilientInformer<V1Node>;
+  private readonly ticker: GridTicker;
+  private readonly warnedUnattributed = new Set<string>();
+  private synced = false;
+
+  constructor(
+    private readonly config: Config,
+    kc: KubeConfig,
+    private readonly publisher: SamplePublisher<PodAllocationSample>,
+    private readonly metrics: CollectorMetrics,
+    private readonly logger: Logger,
+  ) {
+    this.planner = new AllocationPlanner(config.samplingIntervalMs, config.backfillMaxMs, {
+      clusterId: config.clusterId,
+      projectDepartments: config.projectDepartments,
+      projectCustomers: config.projectCustomers,
+      fallbackSubject: config.fallbackSubject,
+    });
+    const hooks = {
+      onList: (kind: string) => metrics.lists.inc({ kind }),
+      onError: (kind: string) => metrics.watchErrors.inc({ kind }),
+    };
+    this.pods = podInformer(
+      kc,
+      {
+        add: (pod) => this.store.upsert(pod),
+        update: (pod) => this.store.upsert(pod),
+        delete: (pod) => this.store.remove(pod, Date.now()),
+      },
+      logger,
+      hooks,
+    );
+    const setNode = (node: V1Node) => void this.nodes.set(node.metadata?.name ?? '', node);
+    this.nodeWatch = nodeInformer(
+      kc,
+      { add: setNode, update: setNode, delete: (node) => void this.nodes.delete(node.metadata?.name ?? '') },
+      logger,
+      hooks,
+    );
+    this.ticker = new GridTicker(
+      config.samplingIntervalMs,
+      config.sampleDelayMs,
+      (t) => this.tick(t),
+      logger,
+    );
+  }
+
+  get ready(): boolean {
+    return this.synced;
+  }
+
+  /** Lists pods and nodes, backfills up to the latest due grid point, then samples on every grid point. */
+  async start(): Promise<void> {
+    await Promise.all([this.nodeWatch.start(), this.pods.start()]);
+    await Promise.all([this.nodeWatch.synced, this.pods.synced]);
+    this.synced = true;
+    const latestDue = gridFloor(Date.now() - this.config.sampleDelayMs, this.config.samplingIntervalMs);
+    await this.tick(latestDue);
+    this.ticker.start(latestDue);
+  }
+
+  private async tick(T: number): Promise<void> {
+    const plan = this.planner.plan(this.store.all(), this.nodes, T);
+    this.metrics.samplesProduced.inc(plan.samples.length);
+    this.metrics.samplesBackfilled.inc(plan.backfilled);
+    for (const pod of plan.unattributed) {
+      const count = plan.samples.filter((sample) => sample.podUid === pod.uid).length;
+      this.metrics.unattributedSamples.inc(count);
+      if (!this.warnedUnattributed.has(pod.uid)) {
+        this.warnedUnattributed.add(pod.uid);
+        this.logger.warn(
+          { pod: `${pod.namespace}/${pod.name}`, subject: pod.subject },
+          'Run:ai pod has no project (label project, namespace runai-<project>, label runai/queue): billing the fallback subject',
+        );
+      }
+    }
+    this.publisher.publish(plan.samples);
+    // Deleted pods are kept until no future grid point can overlap them.
+    this.store.prune(T - this.config.samplingIntervalMs);
+    const size = this.store.size;
+    this.metrics.trackedPods.set(size.live + size.departed);
+    this.logger.debug(
+      { t: T, samples: plan.samples.length, backfilled: plan.backfilled },
+      'grid point sampled',
+    );
+  }
+
+  async stop(): Promise<void> {
+    await this.ticker.stop();
+    await Promise.all([this.pods.stop(), this.nodeWatch.stop()]);
+  }
+}

@@ -1,0 +1,66 @@
+import {
+  DEFAULT_TOPICS,
+  env,
+  kafkaConfigSpec,
+  kubernetesConfigSpec,
+  opsConfigSpec,
+  readConfig,
+  registryConfigSpec,
+  requireWhen,
+  schemas,
+  type ConfigOf,
+} from '@gpu-meter/kit';
+
+export const SERVICE_NAME = 'runai-collector';
+
+export const configSpec = {
+  ...kafkaConfigSpec,
+  ...registryConfigSpec,
+  ...opsConfigSpec,
+  ...kubernetesConfigSpec,
+  clusterId: env('CLUSTER_ID', schemas.nonEmpty(), 'Cluster id for pods without a clusterId annotation.'),
+  samplingIntervalMs: env(
+    'SAMPLING_INTERVAL_MS',
+    schemas.int(15_000, 100),
+    'Grid interval: a sample at t covers [t - interval, t).',
+  ),
+  sampleDelayMs: env(
+    'SAMPLE_DELAY_MS',
+    schemas.int(1_000, 0),
+    'How long after a grid point it is sampled, so status updates up to t have arrived. Below the interval.',
+  ),
+  topic: env('POD_ALLOCATIONS_TOPIC', schemas.nonEmpty(DEFAULT_TOPICS.podAllocations), 'Output topic.'),
+  projectDepartments: env('PROJECT_DEPARTMENTS', schemas.stringMap(), 'JSON map project -> department.'),
+  projectCustomers: env(
+    'PROJECT_CUSTOMERS',
+    schemas.stringMap(),
+    'JSON map project -> billing customer (subject); unmapped projects are their own subject.',
+  ),
+  fallbackSubject: env(
+    'FALLBACK_SUBJECT',
+    schemas.nonEmpty('unattributed'),
+    'Subject billed for Run:ai pods with no project (label project, namespace runai-<p>, label runai/queue).',
+  ),
+  backfillMaxMs: env(
+    'BACKFILL_MAX_MS',
+    schemas.int(900_000, 0),
+    'On start, re-publish grid points of visible pods (completed included) up to this far back.',
+  ),
+  maxBufferedSamples: env(
+    'MAX_BUFFERED_SAMPLES',
+    schemas.int(200_000, 1),
+    'Samples kept in memory while Kafka is unreachable; past this the oldest are dropped (logged, counted).',
+  ),
+} as const;
+
+export type Config = ConfigOf<typeof configSpec>;
+
+export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
+  const config = readConfig(configSpec, source);
+  requireWhen(
+    config.sampleDelayMs >= config.samplingIntervalMs,
+    'SAMPLE_DELAY_MS',
+    `must be below SAMPLING_INTERVAL_MS (${config.samplingIntervalMs})`,
+  );
+  return config;
+}

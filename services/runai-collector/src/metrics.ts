@@ -1,0 +1,63 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+export function collectorMetrics(registry: Registry, bufferSize: () => number) {
+  return {
+    samplesProduced: new Counter({
+      name: 'gpumeter_allocation_samples_produced_total',
+      help: 'Allocation samples built and queued for Kafka.',
+      registers: [registry],
+    }),
+    samplesBackfilled: new Counter({
+      name: 'gpumeter_allocation_samples_backfilled_total',
+      help: 'Samples for grid points before the one being processed (restart backfill, late-seen pods).',
+      registers: [registry],
+    }),
+    samplesPublished: new Counter({
+      name: 'gpumeter_samples_published_total',
+      help: 'Samples acknowledged by Kafka (acks=all).',
+      registers: [registry],
+    }),
+    samplesDropped: new Counter({
+      name: 'gpumeter_samples_dropped_total',
+      help: 'Samples dropped because the send buffer was full during a Kafka outage.',
+      registers: [registry],
+    }),
+    sendErrors: new Counter({
+      name: 'gpumeter_send_errors_total',
+      help: 'Failed sends to Kafka (retried).',
+      registers: [registry],
+    }),
+    unattributedSamples: new Counter({
+      name: 'gpumeter_unattributed_samples_total',
+      help: 'Samples of pods with no project, billed to the fallback subject.',
+      registers: [registry],
+    }),
+    watchErrors: new Counter({
+      name: 'gpumeter_watch_errors_total',
+      help: 'Kubernetes list/watch failures (the informer restarts after a back-off).',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
+    lists: new Counter({
+      name: 'gpumeter_kubernetes_lists_total',
+      help: 'Kubernetes lists: the first, and each relist (after 410 Gone or an error).',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
+    bufferSize: new Gauge({
+      name: 'gpumeter_send_buffer_size',
+      help: 'Samples waiting to be sent to Kafka.',
+      registers: [registry],
+      collect() {
+        this.set(bufferSize());
+      },
+    }),
+    trackedPods: new Gauge({
+      name: 'gpumeter_tracked_pods',
+      help: 'Pods in the cache (live and recently deleted).',
+      registers: [registry],
+    }),
+  };
+}
+
+export type CollectorMetrics = ReturnType<typeof collectorMetrics>;

@@ -1,0 +1,194 @@
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { PodStore, deterministicId } from '@gpu-meter/kit';
+import { AllocationPlanner } from '../src/planner.js';
+
+const I = 1_000;
+const T0 = 1_767_225_600_000;
+const iso = (ms: number) => new Date(ms).toISOString();
+const attribution = {
+  clusterId: 'conf-cluster',
+  projectDepartments: { 'team-a': 'research' },
+  projectCustomers: { 'team-a': 'acme' },
+  fallbackSubject: 'unattributed',
+};
+const nodes = new Map<string, V1Node>([
+  [
+    'node-a',
+    {
+      metadata: {
+        name: 'node-a',
+        labels: { 'nvidia.com/gpu.product': 'NVIDIA-H100-80GB-HBM3', 'nvidia.com/gpu.memory': '81559' },
+      },
+    },
+  ],
+]);
+
+function pod(
+  name: string,
+  startMs: number,
+  endMs?: number,
+  extra: Partial<{ namespace: string; labels: Record<string, string> }> = {},
+): V1Pod {
+  const pod = {
+    metadata: {
+      name,
+      uid: `uid-${name}`,
+      namespace: extra.namespace ?? 'runai-team-a',
+      labels: extra.labels ?? { project: 'team-a', 'runai/queue': 'team-a', workloadKind: 'Training' },
+      annotations: { user: 'alice', workloadId: `wl-${name}`, clusterId: 'sim', 'runai-allocated-gpus': '1' },
+    },
+    spec: {
+      schedulerName: 'runai-scheduler',
+      nodeName: 'node-a',
+      containers: [
+        {
+          name: 'main',
+          resources: { requests: { cpu: '2', memory: '1Gi' }, limits: { 'nvidia.com/gpu': '1' } },
+        },
+      ],
+    },
+    status:
+      endMs === undefined
+        ? {
+            phase: 'Running',
+            startTime: iso(startMs),
+            containerStatuses: [{ name: 'main', state: { running: { startedAt: iso(startMs) } } }],
+          }
+        : {
+            phase: 'Succeeded',
+            startTime: iso(startMs),
+            containerStatuses: [
+              { name: 'main', state: { terminated: { startedAt: iso(startMs), finishedAt: iso(endMs) } } },
+            ],
+          },
+  };
+  return pod as unknown as V1Pod;
+}
+
+function storeOf(...pods: V1Pod[]): PodStore {
+  const store = new PodStore();
+  for (const p of pods) store.upsert(p);
+  return store;
+}
+
+const spans = (samples: { observedAtMs: number; spanStartMs: number; spanEndMs: number }[]) =>
+  samples.map((s) => [s.observedAtMs - T0, s.spanStartMs - T0, s.spanEndMs - T0]);
+
+describe('AllocationPlanner', () => {
+  it('samples a running pod once per grid point, clipped to its start', () => {
+    const planner = new AllocationPlanner(I, 0, attribution);
+    const store = storeOf(pod('a', T0 + 500));
+    expect(spans(planner.plan(store.all(), nodes, T0 + 1_000).samples)).toEqual([[1_000, 500, 1_000]]);
+    expect(spans(planner.plan(store.all(), nodes, T0 + 2_000).samples)).toEqual([[2_000, 1_000, 2_000]]);
+    expect(planner.plan(store.all(), nodes, T0 + 2_000).samples).toEqual([]);
+  });
+
+  it('bills a pod that ends between grid points to the millisecond, then stops', () => {
+    const planner = new AllocationPlanner(I, 0, attribution);
+    const running = pod('a', T0);
+    planner.plan(storeOf(running).all(), nodes, T0 + 1_000);
+    const ended = storeOf(pod('a', T0, T0 + 1_437));
+    expect(spans(planner.plan(ended.all(), nodes, T0 + 2_000).samples)).toEqual([[2_000, 1_000, 1_437]]);
+    expect(planner.plan(ended.all(), nodes, T0 + 3_000).samples).toEqual([]);
+  });
+
+  it('fills the points a pod missed when it is first seen, back to the look-back bound', () => {
+    const planner = new AllocationPlanner(I, 3_000, attribution);
+    const plan = planner.plan(
+      storeOf(pod('a', T0), pod('done', T0 + 200, T0 + 2_300)).all(),
+      nodes,
+      T0 + 5_000,
+    );
+    const a = plan.samples.filter((s) => s.podName === 'a');
+    expect(spans(a)).toEqual([
+      [2_000, 1_000, 2_000],
+      [3_000, 2_000, 3_000],
+      [4_000, 3_000, 4_000],
+      [5_000, 4_000, 5_000],
+    ]);
+    expect(spans(plan.samples.filter((s) => s.podName === 'done'))).toEqual([
+      [2_000, 1_000, 2_000],
+      [3_000, 2_000, 2_300],
+    ]);
+    expect(plan.backfilled).toBe(5);
+  });
+
+  it('gives the same ids as any other replica or restart: a hash of cluster, pod uid, kind and t', () => {
+    const store = storeOf(pod('a', T0));
+    const first = new AllocationPlanner(I, 10_000, attribution).plan(store.all(), nodes, T0 + 3_000).samples;
+    const second = new AllocationPlanner(I, 10_000, attribution).plan(store.all(), nodes, T0 + 3_000).samples;
+    expect(second).toEqual(first);
+    expect(first[0]!.id).toBe(deterministicId('sim', 'uid-a', 'pod-allocation', T0 + 1_000));
+  });
+
+  it('fills every sample field from the pod, node and maps', () => {
+    const [sample] = new AllocationPlanner(I, 0, attribution).plan(
+      storeOf(pod('a', T0)).all(),
+      nodes,
+      T0 + 1_000,
+    ).samples;
+    expect(sample).toEqual({
+      id: deterministicId('sim', 'uid-a', 'pod-allocation', T0 + 1_000),
+      clusterId: 'sim',
+      observedAtMs: T0 + 1_000,
+      spanStartMs: T0,
+      spanEndMs: T0 + 1_000,
+      podUid: 'uid-a',
+      podName: 'a',
+      namespace: 'runai-team-a',
+      nodeName: 'node-a',
+      subject: 'acme',
+      project: 'team-a',
+      department: 'research',
+      queue: 'team-a',
+      workloadType: 'Training',
+      user: 'alice',
+      workloadId: 'wl-a',
+      gpuType: 'NVIDIA-H100-80GB-HBM3',
+      migProfile: null,
+      gpus: 1,
+      gpuMemoryBytes: 81559 * 2 ** 20,
+      cpuCores: 2,
+      memoryBytes: 2 ** 30,
+    });
+  });
+
+  it('bills a pod with no project to the fallback subject and reports it', () => {
+    const planner = new AllocationPlanner(I, 0, attribution);
+    const plan = planner.plan(
+      storeOf(pod('stray', T0, undefined, { namespace: 'default', labels: {} })).all(),
+      nodes,
+      T0 + 1_000,
+    );
+    expect(plan.samples.map((s) => [s.subject, s.project])).toEqual([['unattributed', '']]);
+    expect(plan.unattributed.map((p) => p.name)).toEqual(['stray']);
+  });
+
+  it('skips reservation pods, other schedulers and pods not started yet', () => {
+    const reservation = pod('r', T0, undefined, {
+      namespace: 'runai-reservation',
+      labels: { app: 'runai-reservation' },
+    });
+    const other = pod('o', T0);
+    other.spec!.schedulerName = 'default-scheduler';
+    const pending = pod('p', T0);
+    pending.status = { phase: 'Pending' };
+    const plan = new AllocationPlanner(I, 0, attribution).plan(
+      storeOf(reservation, other, pending).all(),
+      nodes,
+      T0 + 1_000,
+    );
+    expect(plan.samples).toEqual([]);
+  });
+
+  it('bills a pod deleted while running up to its deletion', () => {
+    const planner = new AllocationPlanner(I, 0, attribution);
+    const store = storeOf(pod('a', T0));
+    planner.plan(store.all(), nodes, T0 + 1_000);
+    const deleted = pod('a', T0);
+    deleted.metadata!.deletionTimestamp = iso(T0 + 1_600) as unknown as Date;
+    store.remove(deleted, T0 + 1_900);
+    expect(spans(planner.plan(store.all(), nodes, T0 + 2_000).samples)).toEqual([[2_000, 1_000, 1_600]]);
+  });
+});

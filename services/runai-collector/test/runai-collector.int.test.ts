@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import {
+  INTERVAL_MS,
+  distinctUpTo,
+  expectedRecords,
+  labels,
+  loadTestScenario,
+  metricValue,
+  outputTopic,
+  playScenario,
+  readSamples,
+  startCollector,
+  waitUntil,
+} from './harness.js';
+
+/**
+ * simulator -> runai-collector -> real Kafka, compared with the simulator's ground truth sample by sample:
+ * whole, fractional and MIG pods, a CPU-only pod, pods ending (and deleted) between grid points.
+ */
+describe('runai-collector against the simulator', () => {
+  it('two replicas publish exactly the expected samples with the same ids, through a 410 Gone relist', async () => {
+    const scenario = loadTestScenario();
+    const sim = await playScenario(scenario);
+    const [topicA, topicB] = await Promise.all([outputTopic('alloc-a'), outputTopic('alloc-b')]);
+    const replicaA = startCollector(sim, topicA);
+    const replicaB = startCollector(sim, topicB);
+    await Promise.all([replicaA.waitForLog(/collector ready/), replicaB.waitForLog(/collector ready/)]);
+
+    // Mid-scenario, compact the watch history and cut the watches: the re-watch gets 410 Gone and relists.
+    await waitUntil(sim.startMs + 5_300);
+    const listsBefore = await metricValue(replicaA, 'gpumeter_kubernetes_lists_total{');
+    sim.expireWatchHistory();
+
+    const lastT = sim.startMs + scenario.durationMs;
+    await waitUntil(lastT + INTERVAL_MS);
+    const [a, b] = await Promise.all([readSamples(topicA), readSamples(topicB)]);
+    expect(await metricValue(replicaA, 'gpumeter_kubernetes_lists_total{')).toBeGreaterThan(listsBefore);
+
+    const expected = expectedRecords(scenario, sim);
+    expect(expected.length).toBeGreaterThan(30);
+    expect(labels(distinctUpTo(a, lastT), sim.startMs)).toEqual(labels(expected, sim.startMs));
+    expect(distinctUpTo(a, lastT)).toEqual(expected);
+    expect(distinctUpTo(b, lastT)).toEqual(expected);
+    // Live (not backfilled) samples go out once per replica.
+    expect(a.filter((r) => r.value.observedAtMs <= lastT).length).toBe(expected.length);
+  });
+
+  it('a collector killed mid-scenario backfills the points it missed after restart: no gap', async () => {
+    const scenario = loadTestScenario();
+    // This run answers a stale watch with HTTP 410 (the other with a 410 ERROR event).
+    const sim = await playScenario(scenario, { goneMode: 'http' });
+    const topic = await outputTopic('alloc-restart');
+    const first = startCollector(sim, topic);
+    await first.waitForLog(/collector ready/);
+
+    await waitUntil(sim.startMs + 4_500);
+    await first.kill('SIGKILL');
+    // Down across several grid points, including the end of nb-1 (8 s, deleted at once) is not: it is seen.
+    await waitUntil(sim.startMs + 7_000);
+    const second = startCollector(sim, topic);
+    await second.waitForLog(/collector ready/);
+    const listsBefore = await metricValue(second, 'gpumeter_kubernetes_lists_total{');
+    await waitUntil(sim.startMs + 9_700);
+    sim.expireWatchHistory();
+
+    const lastT = sim.startMs + scenario.durationMs;
+    await waitUntil(lastT + INTERVAL_MS);
+    const received = await readSamples(topic);
+    const expected = expectedRecords(scenario, sim);
+    expect(labels(distinctUpTo(received, lastT), sim.startMs)).toEqual(labels(expected, sim.startMs));
+    expect(distinctUpTo(received, lastT)).toEqual(expected);
+    expect(await metricValue(second, 'gpumeter_allocation_samples_backfilled_total')).toBeGreaterThan(0);
+    expect(await metricValue(second, 'gpumeter_kubernetes_lists_total{')).toBeGreaterThan(listsBefore);
+  });
+});
