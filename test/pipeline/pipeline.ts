@@ -116,13 +116,13 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
       TOPIC_PARTITIONS: String(options.partitions ?? 3),
     },
     'clickhouse-sink': {
-      CONSUMER_GROUP: `clickhouse-sink${groupSuffix}`,
+      CONSUMER_GROUP_ID: `clickhouse-sink${groupSuffix}`,
       CLICKHOUSE_DATABASE: database,
       DEAD_LETTER_TOPIC: topics.deadLetters,
       BATCH_MAX_WAIT_MS: '500',
     },
     'openmeter-forwarder': {
-      CONSUMER_GROUP: `openmeter-forwarder${groupSuffix}`,
+      CONSUMER_GROUP_ID: `openmeter-forwarder${groupSuffix}`,
       OPENMETER_URL: openMeterUrl,
       OPENMETER_TOKEN: openMeterToken,
       DEAD_LETTER_TOPIC: topics.deadLetters,

@@ -1,0 +1,79 @@
+import {
+  DEFAULT_TOPICS,
+  env,
+  kafkaConfigSpec,
+  opsConfigSpec,
+  readConfig,
+  registryConfigSpec,
+  schemas,
+  type ConfigOf,
+} from '@gpu-meter/kit';
+
+export const SERVICE_NAME = 'openmeter-forwarder';
+
+export const configSpec = {
+  ...kafkaConfigSpec,
+  ...registryConfigSpec,
+  ...opsConfigSpec,
+  usageEventsTopic: env('USAGE_EVENTS_TOPIC', schemas.nonEmpty(DEFAULT_TOPICS.usageEvents), 'Topic to read.'),
+  deadLetterTopic: env(
+    'DEAD_LETTER_TOPIC',
+    schemas.nonEmpty('usage.openmeter-dead-letters.v1'),
+    'Where events OpenMeter rejects (400) or that cannot be decoded go, with the reason in headers.',
+  ),
+  topicReplicationFactor: env(
+    'TOPIC_REPLICATION_FACTOR',
+    schemas.int(1, 1),
+    'Replication factor of the dead-letter topic when this service creates it.',
+  ),
+  consumerGroup: env('CONSUMER_GROUP_ID', schemas.nonEmpty(SERVICE_NAME), 'Kafka consumer group id.'),
+  sessionTimeoutMs: env(
+    'SESSION_TIMEOUT_MS',
+    schemas.int(30_000, 6_000, 300_000),
+    "Consumer group session timeout: how soon a dead replica's partitions move to the others.",
+  ),
+  fromBeginning: env(
+    'CONSUME_FROM_BEGINNING',
+    schemas.bool(true),
+    'With no committed offset, start at the oldest event (true) or only new ones.',
+  ),
+  openmeterUrl: env('OPENMETER_URL', schemas.url(), 'OpenMeter base URL; events go to <url>/api/v1/events.'),
+  openmeterToken: env('OPENMETER_TOKEN', schemas.optionalString(), 'OpenMeter API token (Bearer).', {
+    secret: true,
+  }),
+  eventType: env(
+    'OPENMETER_EVENT_TYPE',
+    schemas.nonEmpty('gpu-usage'),
+    "CloudEvent `type` (the meter's event type).",
+  ),
+  eventSource: env(
+    'OPENMETER_SOURCE',
+    schemas.optionalString(),
+    'CloudEvent `source`; default gpu-meter/<clusterId of the event>. Keep it stable: OpenMeter dedupes on (source, id).',
+  ),
+  subjectMap: env(
+    'OPENMETER_SUBJECT_MAP',
+    schemas.stringMap(),
+    'JSON object mapping gpu-meter subjects to OpenMeter subjects; unmapped subjects pass unchanged.',
+  ),
+  batchMaxEvents: env('BATCH_MAX_EVENTS', schemas.int(500, 1, 100_000), 'CloudEvents per POST.'),
+  batchMaxWaitMs: env(
+    'BATCH_MAX_WAIT_MS',
+    schemas.int(1000, 1, 3_600_000),
+    'Longest a consumed event waits before its batch is sent.',
+  ),
+  requestTimeoutMs: env('OPENMETER_TIMEOUT_MS', schemas.int(10_000, 1), 'Timeout of one POST.'),
+  retryInitialMs: env('RETRY_INITIAL_MS', schemas.int(500, 1), 'First retry delay while OpenMeter fails.'),
+  retryMaxMs: env('RETRY_MAX_MS', schemas.int(60_000, 1), 'Longest retry delay (the backoff cap).'),
+  retryAfterMaxMs: env(
+    'RETRY_AFTER_MAX_MS',
+    schemas.int(300_000, 0),
+    'Cap on a Retry-After the server asks for.',
+  ),
+} as const;
+
+export type ForwarderConfig = ConfigOf<typeof configSpec>;
+
+export function loadConfig(source: Record<string, string | undefined> = process.env): ForwarderConfig {
+  return readConfig(configSpec, source);
+}

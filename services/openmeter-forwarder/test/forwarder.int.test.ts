@@ -1,0 +1,175 @@
+import { DEAD_LETTER_HEADERS, USAGE_QUANTITIES } from '@gpu-meter/kit';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { FakeOpenMeter, type CloudEventLike } from '../../../test/support/fake-openmeter.js';
+import {
+  createTopics,
+  readTopic,
+  stackEnv,
+  testAdmin,
+  uniqueName,
+  waitFor,
+} from '../../../test/support/kafka.js';
+import { startService, type ServiceProcess } from '../../../test/support/processes.js';
+import {
+  makeUsageEvents,
+  produceUsageEvents,
+  relativeError,
+  totalsBySubject,
+  usageSerde,
+} from '../../../test/support/usage-events.js';
+import { RESPONSE_BODY_HEADER } from '../src/outcome.js';
+
+const TOKEN = 'om-token-9d4c2b7e11aa';
+
+async function scenario(extraEnv: Record<string, string> = {}, createDeadLetterTopic = true) {
+  const stack = stackEnv();
+  const topic = uniqueName('usage');
+  const deadLetters = uniqueName('om-dlq');
+  await createTopics(await testAdmin(), [topic], 3);
+  if (createDeadLetterTopic) await createTopics(await testAdmin(), [deadLetters], 1);
+  const fake = new FakeOpenMeter({ token: TOKEN });
+  const url = await fake.start();
+  onTestFinished(() => fake.stop());
+  return {
+    topic,
+    deadLetters,
+    fake,
+    env: {
+      KAFKA_BROKERS: stack.KAFKA_BROKERS!,
+      SCHEMA_REGISTRY_URL: stack.SCHEMA_REGISTRY_URL!,
+      USAGE_EVENTS_TOPIC: topic,
+      DEAD_LETTER_TOPIC: deadLetters,
+      CONSUMER_GROUP_ID: uniqueName('forwarder'),
+      OPENMETER_URL: url,
+      OPENMETER_TOKEN: TOKEN,
+      OPENMETER_SOURCE: 'gpu-meter-it',
+      OPENMETER_TIMEOUT_MS: '800',
+      OPS_PORT: '0',
+      BATCH_MAX_EVENTS: '100',
+      BATCH_MAX_WAIT_MS: '200',
+      RETRY_INITIAL_MS: '100',
+      RETRY_MAX_MS: '1000',
+      SESSION_TIMEOUT_MS: '6000',
+      ...extraEnv,
+    },
+  };
+}
+
+/** Totals per subject of what the fake accepted (deduplicated on (source, id) as OpenMeter does). */
+function acceptedTotals(events: readonly CloudEventLike[]) {
+  const totals = new Map<string, Record<string, number>>();
+  for (const event of events) {
+    const data = event.data as Record<string, number>;
+    const entry =
+      totals.get(String(event.subject)) ?? Object.fromEntries(USAGE_QUANTITIES.map((q) => [q, 0]));
+    for (const quantity of USAGE_QUANTITIES) entry[quantity]! += data[quantity]!;
+    totals.set(String(event.subject), entry);
+  }
+  return totals;
+}
+
+function expectNoTokenInLogs(...processes: ServiceProcess[]) {
+  for (const process of processes) {
+    expect(
+      process.output.filter((line) => line.includes(TOKEN)),
+      'log lines containing the token',
+    ).toEqual([]);
+  }
+}
+
+describe('openmeter-forwarder against Kafka and the fake OpenMeter', () => {
+  it('delivers everything exactly once through 429s, 500s and timeouts; an invalid event and an undecodable record are dead-lettered', async () => {
+    const s = await scenario({}, false); // the forwarder creates its dead-letter topic
+    const events = makeUsageEvents(1200, 5);
+    // OpenMeter refuses an event without a subject; the forwarder passes it on and must isolate it.
+    const invalid = { ...events[517]!, subject: '' };
+    events[517] = invalid;
+    const valid = events.filter((event) => event !== invalid);
+    s.fake.failNext(
+      { kind: 'status', status: 429, retryAfterSeconds: 1 },
+      { kind: 'status', status: 500 },
+      { kind: 'hang' },
+      { kind: 'status', status: 503 },
+      { kind: 'status', status: 429, retryAfterSeconds: 1 },
+      { kind: 'hang' },
+      { kind: 'status', status: 500 },
+    );
+    const serde = await usageSerde(s.topic);
+    const poison = Buffer.from([0, 0, 0, 0, 1, 2, 3]); // a wire header, then no valid Avro
+    await produceUsageEvents(s.topic, events, { serde, extra: [poison] });
+    const forwarder = startService('openmeter-forwarder', s.env);
+    await forwarder.waitForLog(/openmeter-forwarder started/);
+    const dead = await readTopic(s.deadLetters, { count: 2, timeoutMs: 90_000 });
+    await waitFor(`${valid.length} accepted events`, () => s.fake.events.length >= valid.length, 60_000, 200);
+    expect(s.fake.pendingFaults).toBe(0);
+    const statuses = s.fake.requests.map((r) => r.status);
+    for (const status of [429, 500, 503, 'hung', 400]) expect(statuses).toContain(status);
+    // Retry-After: 1 is honoured (the backoff alone would retry after 50-100 ms).
+    s.fake.requests.forEach((request, i) => {
+      if (request.status === 429) expect(s.fake.requests[i + 1]!.at - request.at).toBeGreaterThanOrEqual(950);
+    });
+
+    // Every valid event arrived once (by id), carrying the topic's totals.
+    expect(s.fake.events.map((e) => e.id).sort()).toEqual(valid.map((e) => e.id).sort());
+    const expected = totalsBySubject(valid);
+    const actual = acceptedTotals(s.fake.events);
+    expect([...actual.keys()].sort()).toEqual([...expected.keys()].sort());
+    for (const [subject, totals] of expected) {
+      for (const quantity of USAGE_QUANTITIES) {
+        expect(
+          relativeError(actual.get(subject)![quantity]!, totals[quantity]),
+          `${subject} ${quantity}`,
+        ).toBeLessThan(1e-9);
+      }
+    }
+    expect(new Set(s.fake.events.map((e) => e.source))).toEqual(new Set(['gpu-meter-it']));
+
+    // The one invalid event is dead-lettered with its original bytes and OpenMeter's answer.
+    // ... and the undecodable record with its bytes and the decode error.
+    const code = (record: (typeof dead)[number]) =>
+      String(record.message.headers![DEAD_LETTER_HEADERS.errorCode]);
+    const undecodable = dead.find((record) => code(record) === 'GPUM_DECODE_FAILED');
+    expect(undecodable?.message.value).toEqual(poison);
+    const rejected = dead.find((record) => code(record) === 'GPUM_SINK_REJECTED')!;
+    const headers = rejected.message.headers!;
+    expect(rejected.message.value).toEqual(serde.encode(invalid));
+    expect(String(headers[DEAD_LETTER_HEADERS.sourceTopic])).toBe(s.topic);
+    expect(String(headers[DEAD_LETTER_HEADERS.errorCode])).toBe('GPUM_SINK_REJECTED');
+    expect(String(headers[RESPONSE_BODY_HEADER])).toContain('subject is required');
+    expect(await readTopic(s.deadLetters, { idleMs: 1_500 })).toHaveLength(2);
+    expectNoTokenInLogs(forwarder);
+  });
+
+  it('resumes after a SIGKILL without losing an event (resends are deduplicated by OpenMeter)', async () => {
+    const s = await scenario({ BATCH_MAX_EVENTS: '50' });
+    const events = makeUsageEvents(1500, 6);
+    const serde = await usageSerde(s.topic);
+    await produceUsageEvents(s.topic, events, { serde });
+    // Three batches get through, the fourth hangs in flight: the process dies with it unacknowledged.
+    s.fake.failNext({ kind: 'pass' }, { kind: 'pass' }, { kind: 'pass' }, { kind: 'hang' });
+    const first = startService('openmeter-forwarder', s.env);
+    await waitFor('a request in flight', () => s.fake.requests.some((r) => r.status === 'hung'), 60_000, 20);
+    await first.kill('SIGKILL');
+    expect(s.fake.events).toHaveLength(150);
+    const second = startService('openmeter-forwarder', s.env);
+    await waitFor(
+      `${events.length} accepted events`,
+      () => s.fake.events.length >= events.length,
+      60_000,
+      200,
+    );
+    expect(s.fake.events.map((e) => e.id).sort()).toEqual(events.map((e) => e.id).sort());
+    expectNoTokenInLogs(first, second);
+  });
+
+  it('keeps retrying a wrong token (401) without dropping or logging it', async () => {
+    const s = await scenario({ OPENMETER_TOKEN: 'wrong-token-77f1e0c3' });
+    const events = makeUsageEvents(20, 7);
+    await produceUsageEvents(s.topic, events);
+    const forwarder = startService('openmeter-forwarder', s.env);
+    await forwarder.waitForLog(/refused the token/, 30_000);
+    expect(s.fake.events).toEqual([]);
+    expect(forwarder.output.filter((line) => line.includes('wrong-token-77f1e0c3'))).toEqual([]);
+    expect(forwarder.running).toBe(true);
+  });
+});
