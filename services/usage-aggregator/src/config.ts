@@ -1,0 +1,121 @@
+import {
+  DEFAULT_TOPICS,
+  env,
+  kafkaConfigSpec,
+  opsConfigSpec,
+  readConfig,
+  registryConfigSpec,
+  requireWhen,
+  schemas,
+  type ConfigOf,
+} from '@gpu-meter/kit';
+
+/** Every setting of the aggregator, from the environment (README's table is this spec). */
+export const aggregatorConfigSpec = {
+  ...kafkaConfigSpec,
+  ...registryConfigSpec,
+  ...opsConfigSpec,
+  podAllocationsTopic: env(
+    'POD_ALLOCATIONS_TOPIC',
+    schemas.nonEmpty(DEFAULT_TOPICS.podAllocations),
+    'Input: pod allocation samples.',
+  ),
+  bandwidthSamplesTopic: env(
+    'BANDWIDTH_SAMPLES_TOPIC',
+    schemas.nonEmpty(DEFAULT_TOPICS.bandwidthSamples),
+    'Input: GPU bandwidth samples (same partition count as the pod allocations topic).',
+  ),
+  usageEventsTopic: env(
+    'USAGE_EVENTS_TOPIC',
+    schemas.nonEmpty(DEFAULT_TOPICS.usageEvents),
+    'Output: usage events (read it read_committed).',
+  ),
+  lateSamplesTopic: env(
+    'LATE_SAMPLES_TOPIC',
+    schemas.nonEmpty(DEFAULT_TOPICS.lateSamples),
+    'Output: samples for closed windows, with the reason in headers.',
+  ),
+  deadLettersTopic: env(
+    'DEAD_LETTERS_TOPIC',
+    schemas.nonEmpty(DEFAULT_TOPICS.deadLetters),
+    'Output: records that cannot be decoded or validated.',
+  ),
+  consumerGroupId: env(
+    'CONSUMER_GROUP_ID',
+    schemas.nonEmpty('usage-aggregator'),
+    'Kafka consumer group; offsets are committed to it inside the transactions.',
+  ),
+  transactionalIdPrefix: env(
+    'TRANSACTIONAL_ID_PREFIX',
+    schemas.nonEmpty('usage-aggregator'),
+    'Task p uses the transactional id <prefix>-<p>; unique per deployment.',
+  ),
+  windowMs: env(
+    'WINDOW_MS',
+    schemas.int(60_000, 1, 24 * 3600 * 1000),
+    'Tumbling window length (aligned to the epoch).',
+  ),
+  graceMs: env(
+    'GRACE_MS',
+    schemas.int(30_000, 0),
+    'A window closes when stream time passes its end + grace (default 2 × 15 s sampling).',
+  ),
+  idleAdvanceMs: env(
+    'IDLE_ADVANCE_MS',
+    schemas.optionalString(),
+    'Wall-clock silence, with every input read, after which stream time follows the clock (default = GRACE_MS).',
+  ),
+  dedupeRetentionMs: env(
+    'DEDUPE_RETENTION_MS',
+    schemas.int(300_000, 0),
+    "How long a sample id stays known after its last window end + grace, on the input's own time.",
+  ),
+  latePolicy: env(
+    'LATE_POLICY',
+    schemas.oneOf(['late-topic', 'correction'], 'late-topic'),
+    'late-topic: send late samples to LATE_SAMPLES_TOPIC; correction: emit a correction event.',
+  ),
+  maxSampleSpanMs: env(
+    'MAX_SAMPLE_SPAN_MS',
+    schemas.int(300_000, 1),
+    'Samples covering a longer span are dead-lettered.',
+  ),
+  tickMs: env(
+    'TICK_MS',
+    schemas.int(1000, 10),
+    "How often idle tasks check the clock and the inputs' end offsets.",
+  ),
+  maxBytesPerPartition: env(
+    'MAX_BYTES_PER_PARTITION',
+    schemas.int(1_048_576, 1),
+    'Fetch size per partition: bounds one transaction.',
+  ),
+  sessionTimeoutMs: env(
+    'SESSION_TIMEOUT_MS',
+    schemas.int(30_000, 6000),
+    "Consumer group session timeout: how soon a dead instance's tasks move.",
+  ),
+  autoCreateTopics: env('AUTO_CREATE_TOPICS', schemas.bool(true), 'Create missing topics at start-up.'),
+  topicPartitions: env('TOPIC_PARTITIONS', schemas.int(6, 1), 'Partitions of auto-created topics.'),
+  topicReplicationFactor: env(
+    'TOPIC_REPLICATION_FACTOR',
+    schemas.int(1, 1),
+    'Replication factor of auto-created topics.',
+  ),
+} as const;
+
+export type AggregatorConfig = Omit<ConfigOf<typeof aggregatorConfigSpec>, 'idleAdvanceMs'> & {
+  idleAdvanceMs: number;
+};
+
+export function loadConfig(source: Record<string, string | undefined> = process.env): AggregatorConfig {
+  const raw = readConfig(aggregatorConfigSpec, source);
+  const idle = raw.idleAdvanceMs === undefined ? raw.graceMs : Number(raw.idleAdvanceMs);
+  requireWhen(!Number.isSafeInteger(idle) || idle < 0, 'IDLE_ADVANCE_MS', 'must be a non-negative integer');
+  requireWhen(
+    raw.podAllocationsTopic === raw.bandwidthSamplesTopic,
+    'BANDWIDTH_SAMPLES_TOPIC',
+    'must differ from POD_ALLOCATIONS_TOPIC',
+  );
+  return Object.freeze({ ...raw, idleAdvanceMs: idle });
+}

@@ -1,0 +1,165 @@
+import type { BandwidthSample, PodAllocationSample } from '@gpu-meter/kit';
+import { fromBandwidth, fromPodAllocation, validate, type Sample } from './samples.js';
+import { emptyOutput, Task, type CommitEntry, type TaskSettings } from './task.js';
+
+/**
+ * The synchronous heart of the service, in the manner of Kafka Streams' TopologyTestDriver: records and
+ * time in, everything one transaction must write out. The Kafka loop is a thin shell around it; tests drive
+ * it directly, including crash + restore.
+ */
+export interface DriverSettings extends TaskSettings {
+  readonly podAllocationsTopic: string;
+  readonly bandwidthSamplesTopic: string;
+  readonly maxSampleSpanMs: number;
+}
+
+export type Decoded =
+  | { kind: 'pod'; value: PodAllocationSample }
+  | { kind: 'bandwidth'; value: BandwidthSample }
+  | { kind: 'poison'; code: string; reason: string };
+
+export interface DriverRecord {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: number;
+  readonly decoded: Decoded;
+}
+
+export interface SourceRef {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: number;
+}
+
+export interface Step {
+  events: ReturnType<typeof emptyOutput>['events'];
+  late: Array<SourceRef & { reason: string }>;
+  deadLetters: Array<SourceRef & { code: string; reason: string }>;
+  commits: CommitEntry[];
+  dedupeHits: number;
+  replayed: number;
+}
+
+export interface Committed {
+  readonly offset: number | null;
+  readonly metadata: string | null;
+}
+
+export class AggregatorDriver {
+  private readonly tasks = new Map<number, Task>();
+
+  constructor(readonly settings: DriverSettings) {}
+
+  get topics(): [string, string] {
+    return [this.settings.podAllocationsTopic, this.settings.bandwidthSamplesTopic];
+  }
+
+  /** Takes task p from its committed state: offsets + metadata of [pod allocations, bandwidth] partition p. */
+  assign(partition: number, committed: readonly [Committed, Committed], nowMs: number): void {
+    const task = new Task(
+      this.settings,
+      this.topics.map((topic) => ({ topic, partition })),
+      nowMs,
+    );
+    task.restore(committed);
+    this.tasks.set(partition, task);
+  }
+
+  revoke(partition: number): void {
+    this.tasks.delete(partition);
+  }
+
+  has(partition: number): boolean {
+    return this.tasks.has(partition);
+  }
+
+  task(partition: number): Task | undefined {
+    return this.tasks.get(partition);
+  }
+
+  assigned(): number[] {
+    return [...this.tasks.keys()].sort((a, b) => a - b);
+  }
+
+  /** Feeds records of task p (any mix of its two inputs, each in offset order), then closes what it can. */
+  process(partition: number, records: readonly DriverRecord[], nowMs: number): Step {
+    const task = this.require(partition);
+    const out = emptyOutput();
+    for (const record of records) {
+      const index = this.inputIndex(record.topic);
+      const sample = this.toSample(record.decoded);
+      task.process(
+        index,
+        'sample' in sample
+          ? { kind: 'sample', offset: record.offset, sample: sample.sample }
+          : { kind: 'invalid', offset: record.offset, code: sample.code, reason: sample.reason },
+        nowMs,
+        out,
+      );
+    }
+    task.closeWindows(nowMs, out);
+    return this.step(task, out);
+  }
+
+  /** Time passes without records (idle advance). */
+  tick(partition: number, nowMs: number): Step {
+    const task = this.require(partition);
+    const out = emptyOutput();
+    task.closeWindows(nowMs, out);
+    return this.step(task, out);
+  }
+
+  observeEnd(topic: string, partition: number, end: number): void {
+    this.tasks.get(partition)?.observeEnd(this.inputIndex(topic), end);
+  }
+
+  markConsumed(topic: string, partition: number, next: number): void {
+    this.tasks.get(partition)?.markConsumed(this.inputIndex(topic), next);
+  }
+
+  private toSample(decoded: Decoded): { sample: Sample } | { code: string; reason: string } {
+    if (decoded.kind === 'poison') return { code: decoded.code, reason: decoded.reason };
+    let sample: Sample;
+    try {
+      sample = decoded.kind === 'pod' ? fromPodAllocation(decoded.value) : fromBandwidth(decoded.value);
+    } catch (error) {
+      return { code: 'GPUM_VALIDATION_FAILED', reason: `malformed sample: ${(error as Error).message}` };
+    }
+    const checked = validate(sample, this.settings.maxSampleSpanMs);
+    return checked.ok
+      ? { sample: checked.sample }
+      : { code: 'GPUM_VALIDATION_FAILED', reason: checked.reason };
+  }
+
+  private step(task: Task, out: ReturnType<typeof emptyOutput>): Step {
+    const ref = (input: number, offset: number): SourceRef => ({
+      topic: task.inputs[input]!.topic,
+      partition: task.inputs[input]!.partition,
+      offset,
+    });
+    return {
+      events: out.events,
+      late: out.late.map((l) => ({ ...ref(l.input, l.offset), reason: l.reason })),
+      deadLetters: out.deadLetters.map((d) => ({
+        ...ref(d.input, d.offset),
+        code: d.code,
+        reason: d.reason,
+      })),
+      commits: task.commitPoint(),
+      dedupeHits: out.dedupeHits,
+      replayed: out.replayed,
+    };
+  }
+
+  private inputIndex(topic: string): number {
+    const index = this.topics.indexOf(topic);
+    if (index < 0) throw new Error(`topic ${topic} is not an input of this aggregator`);
+    return index;
+  }
+
+  private require(partition: number): Task {
+    const task = this.tasks.get(partition);
+    if (!task) throw new Error(`task ${partition} is not assigned`);
+    return task;
+  }
+}

@@ -1,0 +1,70 @@
+import {
+  buildOpsServer,
+  createKafka,
+  createLogger,
+  createMetricsRegistry,
+  createSchemaRegistry,
+  exitOnStartupError,
+  Shutdown,
+  startOpsServer,
+  TopicSerde,
+  type BandwidthSample,
+  type Logger,
+  type PodAllocationSample,
+  type UsageEvent,
+} from '@gpu-meter/kit';
+import { loadConfig } from './config.js';
+import { createAggregatorMetrics } from './metrics.js';
+import { AggregatorService } from './service.js';
+import { prepareTopics } from './startup.js';
+
+const SERVICE = 'usage-aggregator';
+
+async function main(): Promise<void> {
+  let logger: Logger | undefined;
+  try {
+    const config = loadConfig();
+    logger = createLogger(SERVICE, config.logLevel);
+    const log = logger;
+    const shutdown = new Shutdown(log);
+    shutdown.installSignalHandlers();
+    const registry = createMetricsRegistry(SERVICE);
+    const metrics = createAggregatorMetrics(registry);
+
+    const kafka = createKafka(config, SERVICE, log);
+    const admin = kafka.admin();
+    await admin.connect();
+    shutdown.register('admin', () => admin.disconnect());
+    const partitions = await prepareTopics(admin, config, log);
+
+    const schemaRegistry = createSchemaRegistry(config);
+    const serdes = {
+      pod: new TopicSerde<PodAllocationSample>(
+        schemaRegistry,
+        config,
+        config.podAllocationsTopic,
+        'podAllocationSample',
+      ),
+      bandwidth: new TopicSerde<BandwidthSample>(
+        schemaRegistry,
+        config,
+        config.bandwidthSamplesTopic,
+        'bandwidthSample',
+      ),
+      usage: new TopicSerde<UsageEvent>(schemaRegistry, config, config.usageEventsTopic, 'usageEvent'),
+    };
+    for (const serde of Object.values(serdes)) await serde.register();
+
+    const service = new AggregatorService(config, kafka, admin, serdes, log, metrics);
+    const ops = buildOpsServer({ logger: log, metrics: registry, readiness: { kafka: () => service.ready } });
+    const address = await startOpsServer(ops, config.opsPort, config.opsHost);
+    shutdown.register('ops server', () => ops.close());
+    await service.start();
+    shutdown.register('aggregator', () => service.stop());
+    log.info({ partitions, ops: address, group: config.consumerGroupId }, 'aggregator started');
+  } catch (error) {
+    exitOnStartupError(logger, error);
+  }
+}
+
+void main();

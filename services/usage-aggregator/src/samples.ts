@@ -1,0 +1,104 @@
+import type { BandwidthSample, PodAllocationSample, UsageQuantity } from '@gpu-meter/kit';
+
+/**
+ * The two raw sample kinds reduced to what aggregation needs: identity, time, group dimensions and
+ * per-second levels. A level × overlap seconds is the sample's contribution to a quantity.
+ */
+export interface Sample {
+  readonly kind: 'pod' | 'bandwidth';
+  readonly id: string;
+  readonly observedAtMs: number;
+  readonly spanStartMs: number;
+  readonly spanEndMs: number;
+  readonly dims: GroupDims;
+  readonly levels: Partial<Record<UsageQuantity, number>>;
+}
+
+export interface GroupDims {
+  readonly subject: string;
+  readonly clusterId: string;
+  readonly project: string;
+  readonly department: string;
+  readonly workloadType: string;
+  readonly gpuType: string;
+}
+
+export type Validated = { ok: true; sample: Sample } | { ok: false; reason: string };
+
+export function fromPodAllocation(s: PodAllocationSample): Sample {
+  return {
+    kind: 'pod',
+    id: s.id,
+    observedAtMs: s.observedAtMs,
+    spanStartMs: s.spanStartMs,
+    spanEndMs: s.spanEndMs,
+    dims: dimsOf(s),
+    levels: {
+      gpuAllocationSeconds: s.gpus,
+      gpuMemoryAllocatedByteSeconds: s.gpuMemoryBytes,
+      cpuCoreSeconds: s.cpuCores,
+      memoryByteSeconds: s.memoryBytes,
+    },
+  };
+}
+
+export function fromBandwidth(s: BandwidthSample): Sample {
+  return {
+    kind: 'bandwidth',
+    id: s.id,
+    observedAtMs: s.observedAtMs,
+    spanStartMs: s.spanStartMs,
+    spanEndMs: s.spanEndMs,
+    dims: dimsOf(s),
+    levels: {
+      nvlinkTxBytes: s.nvlinkTxBytesPerSecond,
+      nvlinkRxBytes: s.nvlinkRxBytesPerSecond,
+      pcieTxBytes: s.pcieTxBytesPerSecond,
+      pcieRxBytes: s.pcieRxBytesPerSecond,
+      gpuMemoryUsedByteSeconds: s.fbUsedBytes,
+    },
+  };
+}
+
+function dimsOf(s: PodAllocationSample | BandwidthSample): GroupDims {
+  return {
+    subject: s.subject,
+    clusterId: s.clusterId,
+    project: s.project,
+    department: s.department,
+    workloadType: s.workloadType,
+    gpuType: s.gpuType,
+  };
+}
+
+/**
+ * No real level comes near this (bytes of GPU memory ~1e11, bytes/s of NVLink ~1e12), and below it
+ * level × span × any plausible number of samples stays finite: one absurd sample must not turn a whole
+ * group window into Infinity.
+ */
+export const MAX_LEVEL = 1e18;
+
+/** Everything a decoded sample must satisfy before it may change a bill; the reason goes to the dead letter. */
+export function validate(sample: Sample, maxSampleSpanMs: number): Validated {
+  const fail = (reason: string): Validated => ({ ok: false, reason });
+  if (typeof sample.id !== 'string' || sample.id.trim() === '') return fail('missing sample id');
+  if (typeof sample.dims.subject !== 'string' || sample.dims.subject.trim() === '')
+    return fail('missing subject');
+  for (const [name, t] of [
+    ['observedAtMs', sample.observedAtMs],
+    ['spanStartMs', sample.spanStartMs],
+    ['spanEndMs', sample.spanEndMs],
+  ] as const) {
+    if (!Number.isSafeInteger(t)) return fail(`${name} ${t} is not a safe integer`);
+  }
+  if (sample.spanEndMs <= sample.spanStartMs)
+    return fail(`spanEndMs ${sample.spanEndMs} <= spanStartMs ${sample.spanStartMs}`);
+  const span = sample.spanEndMs - sample.spanStartMs;
+  if (span > maxSampleSpanMs) return fail(`span of ${span} ms exceeds MAX_SAMPLE_SPAN_MS ${maxSampleSpanMs}`);
+  for (const [name, level] of Object.entries(sample.levels)) {
+    if (!Number.isFinite(level)) return fail(`${name} level ${level} is not finite`);
+    if (level < 0) return fail(`${name} level ${level} is negative`);
+    if (level > MAX_LEVEL) return fail(`${name} level ${level} is implausibly large (> ${MAX_LEVEL})`);
+  }
+  return { ok: true, sample };
+}

@@ -1,0 +1,287 @@
+import type { UsageEvent } from '@gpu-meter/kit';
+import { correctionEvent, GroupAccumulator, groupKey } from './groups.js';
+import { decodeOffsetMetadata, encodeOffsetMetadata } from './offset-metadata.js';
+import type { Sample } from './samples.js';
+import { windowsFor, windowStartOf } from './windows.js';
+
+/**
+ * Task p: partition p of each input topic, its open windows, its dedupe ids, a watermark per input. Pure:
+ * time comes in as arguments, outputs come back as values. See DESIGN.md for why each rule is there.
+ */
+export interface TaskSettings {
+  readonly windowMs: number;
+  readonly graceMs: number;
+  readonly idleAdvanceMs: number;
+  readonly latePolicy: 'late-topic' | 'correction';
+  /** How long (on the input's own watermark) a sample id stays known after its last window end + grace. */
+  readonly dedupeRetentionMs: number;
+}
+
+export interface InputState {
+  readonly topic: string;
+  readonly partition: number;
+  /** Max observedAtMs seen on this input; null before the first sample. */
+  wm: number | null;
+  /** Next offset to process; null when nothing was committed or processed yet. */
+  position: number | null;
+  /** Records below this offset were processed by an earlier owner whose outputs are committed. */
+  through: number | null;
+  /** Latest known log end offset; null until a fetch or poll told us. */
+  end: number | null;
+  /** Wall clock of the last record on this input (or of the restore). */
+  lastRecordMs: number;
+}
+
+interface Pin {
+  readonly offset: number;
+  readonly wmBefore: number | null;
+}
+
+/** A known sample id; live while its input's watermark is below lastEnd + grace + retention. */
+interface Seen {
+  readonly input: number;
+  readonly lastEnd: number;
+  readonly pin: Pin;
+}
+
+interface OpenWindow {
+  readonly start: number;
+  readonly end: number;
+  readonly groups: Map<string, GroupAccumulator>;
+  /** Per input: first offset that contributed, and the input's watermark just before it. */
+  readonly pins: Array<Pin | undefined>;
+}
+
+/** The parts of one record's processing the shell must write, in this order, in one transaction. */
+export interface TaskOutput {
+  deadLetters: Array<{ input: number; offset: number; code: string; reason: string }>;
+  late: Array<{ input: number; offset: number; reason: string; windows: number[] }>;
+  events: UsageEvent[];
+  dedupeHits: number;
+  replayed: number;
+}
+
+export function emptyOutput(): TaskOutput {
+  return { deadLetters: [], late: [], events: [], dedupeHits: 0, replayed: 0 };
+}
+
+export interface CommitEntry {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: number;
+  readonly metadata: string;
+}
+
+export type TaskRecord =
+  | { kind: 'sample'; offset: number; sample: Sample }
+  | { kind: 'invalid'; offset: number; code: string; reason: string };
+
+export class Task {
+  readonly inputs: InputState[];
+  private readonly windows = new Map<number, OpenWindow>();
+  /** sample id → where it was first seen and its last window end; see `live`. */
+  private readonly dedupe = new Map<string, Seen>();
+  /** End of the last closed window (every window ending at or before it is closed). */
+  closed: number | null = null;
+
+  constructor(
+    private readonly settings: TaskSettings,
+    inputs: ReadonlyArray<{ topic: string; partition: number }>,
+    nowMs: number,
+  ) {
+    this.inputs = inputs.map((i) => ({
+      ...i,
+      wm: null,
+      position: null,
+      through: null,
+      end: null,
+      lastRecordMs: nowMs,
+    }));
+  }
+
+  /** Rebuilds the replay knowledge from committed offsets and their metadata (null = nothing committed). */
+  restore(committed: ReadonlyArray<{ offset: number | null; metadata: string | null }>): void {
+    committed.forEach((c, index) => {
+      const input = this.inputs[index]!;
+      const meta = c.offset === null ? undefined : decodeOffsetMetadata(c.metadata);
+      input.position = c.offset;
+      input.wm = meta?.wm ?? null;
+      input.through = meta ? Math.max(meta.through, c.offset ?? 0) : null;
+      if (meta?.closed != null) this.closed = Math.max(this.closed ?? meta.closed, meta.closed);
+    });
+  }
+
+  get openWindows(): number {
+    return this.windows.size;
+  }
+
+  get openGroups(): number {
+    let n = 0;
+    for (const w of this.windows.values()) n += w.groups.size;
+    return n;
+  }
+
+  get dedupeSize(): number {
+    return this.dedupe.size;
+  }
+
+  /** Processes one record of input `index` (records of one input must come in offset order). */
+  process(index: number, record: TaskRecord, nowMs: number, out: TaskOutput): void {
+    const input = this.inputs[index]!;
+    if (input.position !== null && record.offset < input.position) return; // already processed here
+    const replay = input.through !== null && record.offset < input.through;
+    if (replay) out.replayed += 1;
+    input.lastRecordMs = nowMs;
+    input.position = record.offset + 1;
+    if (record.kind === 'invalid') {
+      if (!replay)
+        out.deadLetters.push({
+          input: index,
+          offset: record.offset,
+          code: record.code,
+          reason: record.reason,
+        });
+      return;
+    }
+    const sample = record.sample;
+    const wmBefore = input.wm;
+    input.wm = wmBefore === null ? sample.observedAtMs : Math.max(wmBefore, sample.observedAtMs);
+    const { graceMs, windowMs } = this.settings;
+    // Dedupe first, so a duplicate of a counted sample never turns into a late record or a correction.
+    // Liveness depends only on this input's own watermark (never on when windows closed), so the decision
+    // is the same in every run and in every replay.
+    if (this.live(this.dedupe.get(sample.id), wmBefore)) {
+      out.dedupeHits += 1;
+      return;
+    }
+    const isLate = (end: number) =>
+      (this.closed !== null && end <= this.closed) || (wmBefore !== null && wmBefore >= end + graceMs);
+    const parts = windowsFor(sample.spanStartMs, sample.spanEndMs, windowMs);
+    const seen: Seen = {
+      input: index,
+      lastEnd: parts[parts.length - 1]!.end,
+      pin: { offset: record.offset, wmBefore },
+    };
+    if (this.live(seen, wmBefore)) this.dedupe.set(sample.id, seen);
+    const latePart = parts.filter((p) => isLate(p.end));
+    const onTime = parts.filter((p) => !isLate(p.end));
+    if (latePart.length > 0 && !replay) {
+      if (this.settings.latePolicy === 'correction') {
+        for (const p of latePart) out.events.push(correctionEvent(sample, p.start, p.end, p.overlapMs));
+      } else {
+        // Deterministic text: the watermark rule depends only on this input's order, the closed rule on
+        // timing, so name the watermark when it decided.
+        const byWatermark = latePart.every((p) => wmBefore !== null && wmBefore >= p.end + graceMs);
+        const reason =
+          `window(s) ${latePart.map((p) => `[${p.start},${p.end})`).join(' ')} closed: ` +
+          (byWatermark
+            ? `input watermark ${wmBefore} passed window end + grace ${graceMs} ms`
+            : `stream time passed window end + grace ${graceMs} ms`);
+        out.late.push({ input: index, offset: record.offset, reason, windows: latePart.map((p) => p.start) });
+      }
+    }
+    for (const p of onTime) {
+      let window = this.windows.get(p.start);
+      if (!window) {
+        window = { start: p.start, end: p.end, groups: new Map(), pins: this.inputs.map(() => undefined) };
+        this.windows.set(p.start, window);
+      }
+      window.pins[index] ??= { offset: record.offset, wmBefore };
+      const key = groupKey(sample.dims);
+      let group = window.groups.get(key);
+      if (!group) window.groups.set(key, (group = new GroupAccumulator(sample.dims)));
+      group.add(sample, p.overlapMs);
+    }
+  }
+
+  private live(seen: Seen | undefined, wm: number | null): seen is Seen {
+    return (
+      seen !== undefined &&
+      (wm === null || wm < seen.lastEnd + this.settings.graceMs + this.settings.dedupeRetentionMs)
+    );
+  }
+
+  /** Marks offsets below `next` as consumed (e.g. transaction markers after the last record). */
+  markConsumed(index: number, next: number): void {
+    const input = this.inputs[index]!;
+    if (input.position === null || next > input.position) input.position = next;
+  }
+
+  observeEnd(index: number, end: number): void {
+    this.inputs[index]!.end = end;
+  }
+
+  private caughtUp(input: InputState): boolean {
+    return input.end !== null && (input.position ?? 0) >= input.end;
+  }
+
+  /**
+   * An input holds stream time back while it may still deliver records: it is behind its last known end,
+   * or it had a record within IDLE_ADVANCE_MS (a known end goes stale as soon as a producer writes, so
+   * "caught up" alone would let one topic close windows the other has simply not fetched yet).
+   */
+  private holding(input: InputState, nowMs: number): boolean {
+    return !this.caughtUp(input) || nowMs - input.lastRecordMs < this.settings.idleAdvanceMs;
+  }
+
+  /**
+   * Min watermark over the inputs that hold (so a fast topic cannot close windows a slow one has not
+   * delivered); when none holds — all read and quiet for IDLE_ADVANCE_MS — the wall clock (or the max
+   * watermark, if ahead of it), so a quiet cluster's last window is still emitted.
+   */
+  streamTime(nowMs: number): number | null {
+    const holding = this.inputs.filter((i) => this.holding(i, nowMs));
+    if (holding.length > 0) {
+      return holding.some((i) => i.wm === null) ? null : Math.min(...holding.map((i) => i.wm!));
+    }
+    return Math.max(nowMs, ...this.inputs.filter((i) => i.wm !== null).map((i) => i.wm!));
+  }
+
+  /** Closes every window whose end + grace stream time has reached, emitting one event per group. */
+  closeWindows(nowMs: number, out: TaskOutput): void {
+    const time = this.streamTime(nowMs);
+    if (time === null) return;
+    const { graceMs, windowMs } = this.settings;
+    // The last window end E with E + grace <= stream time: every window up to it is closed.
+    const closable = windowStartOf(time - graceMs, windowMs);
+    if (this.closed !== null && closable <= this.closed) return;
+    for (const window of [...this.windows.values()].sort((a, b) => a.start - b.start)) {
+      if (window.end > closable) break;
+      const groups = [...window.groups.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      for (const [, group] of groups) out.events.push(group.toEvent(window.start, window.end));
+      this.windows.delete(window.start);
+    }
+    this.closed = closable;
+    for (const [id, seen] of this.dedupe)
+      if (!this.live(seen, this.inputs[seen.input]!.wm)) this.dedupe.delete(id);
+  }
+
+  /**
+   * Offsets to commit with this transaction: per input, no further than the first record still counted in
+   * an open window, so a restart can rebuild every open window by replay. Metadata carries the rest.
+   */
+  commitPoint(): CommitEntry[] {
+    const entries: CommitEntry[] = [];
+    this.inputs.forEach((input, index) => {
+      if (input.position === null) return;
+      let pin: Pin | undefined;
+      for (const w of this.windows.values()) {
+        const p = w.pins[index];
+        if (p && (!pin || p.offset < pin.offset)) pin = p;
+      }
+      // Live dedupe ids pin too: a restart must know every id that can still decide a record.
+      for (const seen of this.dedupe.values()) {
+        if (seen.input === index && this.live(seen, input.wm) && (!pin || seen.pin.offset < pin.offset))
+          pin = seen.pin;
+      }
+      const offset = pin ? pin.offset : input.position;
+      const wm = pin ? pin.wmBefore : input.wm;
+      // A replay that has not yet reached the earlier owner's `through` must keep it, or a second crash
+      // would forget which records already produced their late records and dead letters.
+      const through = Math.max(input.position, input.through ?? input.position);
+      const metadata = encodeOffsetMetadata({ wm, closed: this.closed, through });
+      entries.push({ topic: input.topic, partition: input.partition, offset, metadata });
+    });
+    return entries;
+  }
+}

@@ -1,0 +1,170 @@
+import { describe, expect, it } from 'vitest';
+import { AggregatorDriver, type DriverRecord } from '../src/driver.js';
+import { usageEventId } from '../src/groups.js';
+import { decodeOffsetMetadata } from '../src/offset-metadata.js';
+import { baseSettings, BW, pod, POD } from './harness.js';
+
+const rec = (offset: number, value: ReturnType<typeof pod>): DriverRecord => ({
+  topic: POD,
+  partition: 0,
+  offset,
+  decoded: { kind: 'pod', value },
+});
+const sample = (id: string, t: number, len = 250) => pod({ id, observedAtMs: t, spanStartMs: t - len });
+
+function fresh(settings = baseSettings) {
+  const driver = new AggregatorDriver(settings);
+  // Assigned long ago: an input without records (bandwidth here) is quiet and does not hold stream time.
+  driver.assign(
+    0,
+    [
+      { offset: null, metadata: null },
+      { offset: null, metadata: null },
+    ],
+    -settings.idleAdvanceMs,
+  );
+  return driver;
+}
+
+describe('task', () => {
+  it('closes a window once stream time passes end + grace, with a deterministic id', () => {
+    const d = fresh();
+    d.observeEnd(BW, 0, 0);
+    expect(d.process(0, [rec(0, sample('a', 1250)), rec(1, sample('b', 1500))], 0).events).toEqual([]);
+    expect(d.process(0, [rec(2, sample('c', 2400))], 0).events).toEqual([]); // 2400 < 2000 + 500
+    const closed = d.process(0, [rec(3, sample('d', 2500))], 0).events; // 2500 >= 2000 + 500
+    expect(closed).toHaveLength(1);
+    expect(closed[0]).toMatchObject({
+      windowStartMs: 1000,
+      windowEndMs: 2000,
+      sampleCount: 2,
+      gpuAllocationSeconds: 0.5,
+    });
+    const dims = {
+      subject: 'acme',
+      clusterId: 'c1',
+      project: 'a',
+      department: '',
+      workloadType: 'Training',
+      gpuType: 'A100',
+    };
+    expect(closed[0]!.id).toBe(usageEventId(dims, 1000, 2000));
+  });
+
+  it('counts a duplicate once and reports a sample for a closed window as late', () => {
+    const d = fresh();
+    d.observeEnd(BW, 0, 0);
+    const s1 = d.process(
+      0,
+      [rec(0, sample('a', 1250)), rec(1, sample('a', 1250)), rec(2, sample('z', 3000))],
+      0,
+    );
+    expect(s1.dedupeHits).toBe(1);
+    expect(s1.events[0]).toMatchObject({ sampleCount: 1, gpuAllocationSeconds: 0.25 });
+    const late = d.process(0, [rec(3, sample('b', 1500))], 0);
+    expect(late.late).toEqual([expect.objectContaining({ topic: POD, partition: 0, offset: 3 })]);
+    expect(late.late[0]!.reason).toContain('[1000,2000)');
+  });
+
+  it('turns a late sample into a correction event with its own id in correction mode', () => {
+    const d = fresh({ ...baseSettings, latePolicy: 'correction' });
+    d.observeEnd(BW, 0, 0);
+    const first = d.process(0, [rec(0, sample('a', 1250)), rec(1, sample('z', 3000))], 0).events[0]!;
+    const correction = d.process(0, [rec(2, sample('b', 1500))], 0).events;
+    expect(correction).toHaveLength(1);
+    expect(correction[0]).toMatchObject({ correction: true, windowStartMs: 1000, sampleCount: 1 });
+    expect(correction[0]!.id).not.toBe(first.id);
+  });
+
+  it('dead-letters invalid samples and keeps going', () => {
+    const d = fresh();
+    const step = d.process(
+      0,
+      [rec(0, pod({ id: 'a', observedAtMs: 10, spanStartMs: 10 })), rec(1, sample('b', 1250))],
+      0,
+    );
+    expect(step.deadLetters).toEqual([
+      expect.objectContaining({ offset: 0, code: 'GPUM_VALIDATION_FAILED' }),
+    ]);
+    expect(d.task(0)!.openWindows).toBe(1);
+  });
+
+  it('advances stream time by wall clock once every input is caught up and idle', () => {
+    const d = fresh();
+    d.process(0, [rec(0, sample('a', 1250))], 100);
+    d.observeEnd(POD, 0, 1);
+    d.observeEnd(BW, 0, 0);
+    expect(d.tick(0, 100 + baseSettings.idleAdvanceMs - 1).events).toEqual([]); // max wm 1250 only
+    expect(d.tick(0, 100 + baseSettings.idleAdvanceMs).events).toHaveLength(1);
+  });
+
+  it('lets a read-but-recently-active input hold stream time (its known end may be stale)', () => {
+    const d = new AggregatorDriver(baseSettings);
+    d.assign(
+      0,
+      [
+        { offset: null, metadata: null },
+        { offset: null, metadata: null },
+      ],
+      0,
+    );
+    d.observeEnd(BW, 0, 0); // "caught up" on bandwidth, but only as far as we know
+    expect(d.process(0, [rec(0, sample('a', 1250)), rec(1, sample('b', 9000))], 0).events).toEqual([]);
+    expect(d.tick(0, baseSettings.idleAdvanceMs - 1).events).toEqual([]);
+    d.observeEnd(POD, 0, 2);
+    expect(d.tick(0, baseSettings.idleAdvanceMs).events).toHaveLength(2); // both quiet long enough
+  });
+
+  it('waits for an input that is behind (min watermark) even if the other is far ahead', () => {
+    const d = fresh();
+    d.observeEnd(POD, 0, 10);
+    d.observeEnd(BW, 0, 10);
+    d.process(0, [rec(0, sample('a', 1250)), rec(1, sample('b', 9000))], 0);
+    expect(d.task(0)!.streamTime(0)).toBeNull(); // bandwidth input is behind and has no watermark yet
+  });
+
+  it('commits no further than the first record of an open window, with replay metadata', () => {
+    const d = fresh({ ...baseSettings, dedupeRetentionMs: 0 });
+    d.observeEnd(BW, 0, 0);
+    const step = d.process(
+      0,
+      [rec(0, sample('a', 1250)), rec(1, sample('b', 2250)), rec(2, sample('c', 2600))],
+      0,
+    );
+    // window [1000,2000) closed at wm 2600; [2000,3000) is open from offset 1 on.
+    const pods = step.commits.find((c) => c.topic === POD)!;
+    expect(pods.offset).toBe(1);
+    expect(decodeOffsetMetadata(pods.metadata)).toEqual({ wm: 1250, closed: 2000, through: 3 });
+  });
+
+  it('keeps a live dedupe id pinned so a restart still recognises its duplicates', () => {
+    const d = fresh({ ...baseSettings, dedupeRetentionMs: 1000 });
+    d.observeEnd(BW, 0, 0);
+    const step = d.process(
+      0,
+      [rec(0, sample('a', 1250)), rec(1, sample('b', 2250)), rec(2, sample('c', 2600))],
+      0,
+    );
+    expect(step.commits.find((c) => c.topic === POD)!.offset).toBe(0); // 'a' is live until wm 3500
+    const restored = new AggregatorDriver({ ...baseSettings, dedupeRetentionMs: 1000 });
+    restored.assign(
+      0,
+      [
+        { offset: 0, metadata: step.commits[0]!.metadata },
+        { offset: null, metadata: null },
+      ],
+      -baseSettings.idleAdvanceMs,
+    );
+    const replay = restored.process(
+      0,
+      [
+        rec(0, sample('a', 1250)),
+        rec(1, sample('b', 2250)),
+        rec(2, sample('c', 2600)),
+        rec(3, sample('a', 1250)),
+      ],
+      0,
+    );
+    expect(replay).toMatchObject({ replayed: 3, dedupeHits: 1, late: [], events: [] });
+  });
+});
