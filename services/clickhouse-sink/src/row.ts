@@ -31,6 +31,9 @@ export type UsageRow = {
   inserted_at: number;
 };
 
+/** DateTime is seconds in a UInt32: a later window would fail the whole insert, not just its own row. */
+const DATETIME_END_MS = 2 ** 32 * 1000;
+
 /**
  * Checks what the Avro schema cannot: an event that decodes but could never be billed is poison
  * (dead-lettered), not a reason to stop the sink.
@@ -42,6 +45,8 @@ export function validateUsageEvent(event: UsageEvent): void {
     problems.push('window bounds are not integer milliseconds');
   } else if (event.windowEndMs <= event.windowStartMs) problems.push('window end is not after its start');
   else if (event.windowStartMs < 0) problems.push('window starts before 1970');
+  else if (event.windowEndMs >= DATETIME_END_MS)
+    problems.push('window ends after 2106 (ClickHouse DateTime)');
   for (const quantity of USAGE_QUANTITIES) {
     if (!Number.isFinite(event[quantity])) problems.push(`${quantity} is not a finite number`);
   }

@@ -1,4 +1,4 @@
-import { USAGE_QUANTITIES, type UsageEvent } from '@gpu-meter/kit';
+import { PoisonRecordError, USAGE_QUANTITIES, type UsageEvent } from '@gpu-meter/kit';
 
 /** A CloudEvents 1.0 event as OpenMeter ingests it (JSON format). */
 export interface CloudEvent {
@@ -25,6 +25,7 @@ export interface CloudEventOptions {
  * window start: OpenMeter puts the whole quantity in the window the event's time falls in.
  */
 export function toCloudEvent(event: UsageEvent, options: CloudEventOptions): CloudEvent {
+  checkMappable(event);
   const data: CloudEvent['data'] = {
     clusterId: event.clusterId,
     project: event.project,
@@ -44,9 +45,31 @@ export function toCloudEvent(event: UsageEvent, options: CloudEventOptions): Clo
     id: event.id,
     source: options.source ?? `gpu-meter/${event.clusterId}`,
     type: options.type,
-    subject: options.subjectMap[event.subject] ?? event.subject,
+    // Own keys only: a subject named "constructor" or "toString" must not pick up Object.prototype's.
+    subject: Object.hasOwn(options.subjectMap, event.subject)
+      ? options.subjectMap[event.subject]!
+      : event.subject,
     time: new Date(event.windowStartMs).toISOString(),
     datacontenttype: 'application/json',
     data,
   };
+}
+
+/**
+ * What JSON and Date cannot carry is poison, not a retry: a window outside Date's range would throw a
+ * RangeError on every attempt (stalling the partition), and a NaN or infinite quantity would be sent as
+ * null and silently not billed (both found by cloudevent.fuzz.test.ts).
+ */
+function checkMappable(event: UsageEvent): void {
+  const problems: string[] = [];
+  for (const bound of ['windowStartMs', 'windowEndMs'] as const) {
+    if (Number.isNaN(new Date(event[bound]).getTime()))
+      problems.push(`${bound} ${event[bound]} is not a date`);
+  }
+  for (const quantity of USAGE_QUANTITIES) {
+    if (!Number.isFinite(event[quantity])) problems.push(`${quantity} is not a finite number`);
+  }
+  if (problems.length > 0) {
+    throw new PoisonRecordError('VALIDATION_FAILED', `usage event ${event.id}: ${problems.join('; ')}`);
+  }
 }

@@ -99,7 +99,10 @@ export function workloadTypeOf(pod: V1Pod): string {
 
 export function subjectOf(project: string | undefined, attribution: Attribution): string {
   if (project === undefined) return attribution.fallbackSubject;
-  return attribution.projectCustomers[project] ?? project;
+  // Own keys only: a project named "constructor" must not bill Object.prototype.constructor.
+  return Object.hasOwn(attribution.projectCustomers, project)
+    ? attribution.projectCustomers[project]!
+    : project;
 }
 
 export interface MigDevice {
@@ -142,7 +145,9 @@ function gpuAllocationOf(pod: V1Pod, node: V1Node | undefined): GpuAllocation {
   const annotations = pod.metadata?.annotations ?? {};
   const nodeLabels = node?.metadata?.labels ?? {};
   const nodeGpuType = nodeLabels['nvidia.com/gpu.product'] ?? '';
-  const explicitMemoryMib = numberOr(annotations['runai-allocated-gpu-memory'] ?? annotations['gpu-memory']);
+  const explicitMemoryBytes = bytesOfMib(
+    numberOr(annotations['runai-allocated-gpu-memory'] ?? annotations['gpu-memory']),
+  );
 
   const migCount = numberOr(annotations['runai-allocated-mig-gpus']);
   const mig = migDeviceOf(pod);
@@ -150,7 +155,7 @@ function gpuAllocationOf(pod: V1Pod, node: V1Node | undefined): GpuAllocation {
     const limits = containerLimitTotals(pod);
     return {
       gpus: migCount ?? limits.migSlices ?? 1,
-      gpuMemoryBytes: explicitMemoryMib !== undefined ? Math.round(explicitMemoryMib * MIB) : 0,
+      gpuMemoryBytes: explicitMemoryBytes ?? 0,
       gpuType: mig?.gpuType ?? nodeGpuType,
       migProfile: mig?.profile ?? limits.migProfile ?? null,
     };
@@ -161,11 +166,12 @@ function gpuAllocationOf(pod: V1Pod, node: V1Node | undefined): GpuAllocation {
   const gpus = fraction ?? limits.gpus ?? limits.migSlices ?? 0;
   const migProfile = fraction === undefined && limits.gpus === undefined ? (limits.migProfile ?? null) : null;
   let gpuMemoryBytes = 0;
-  if (explicitMemoryMib !== undefined) gpuMemoryBytes = Math.round(explicitMemoryMib * MIB);
+  if (explicitMemoryBytes !== undefined) gpuMemoryBytes = explicitMemoryBytes;
   else if (migProfile === null && Number.isInteger(gpus) && gpus > 0) {
     // Whole GPUs hold the whole device memory when GPU feature discovery tells it.
-    const deviceMib = numberOr(nodeLabels['nvidia.com/gpu.memory']);
-    if (deviceMib !== undefined) gpuMemoryBytes = Math.round(deviceMib * MIB) * gpus;
+    const deviceBytes = bytesOfMib(numberOr(nodeLabels['nvidia.com/gpu.memory']));
+    if (deviceBytes !== undefined && Number.isSafeInteger(deviceBytes * gpus))
+      gpuMemoryBytes = deviceBytes * gpus;
   }
   return { gpus, gpuMemoryBytes, gpuType: gpus > 0 ? nodeGpuType : '', migProfile };
 }
@@ -248,7 +254,11 @@ export function describeRunaiPod(pod: V1Pod, node: V1Node | undefined, attributi
     project: project ?? '',
     attributed: project !== undefined,
     subject: subjectOf(project, attribution),
-    department: (project !== undefined && attribution.projectDepartments[project]) || '',
+    department:
+      (project !== undefined &&
+        Object.hasOwn(attribution.projectDepartments, project) &&
+        attribution.projectDepartments[project]) ||
+      '',
     queue: labels['runai/queue'] ?? '',
     workloadType: workloadTypeOf(pod),
     user: annotations.user ?? '',
@@ -268,10 +278,17 @@ export function toMs(value: Date | string | undefined | null): number | undefine
   return Number.isFinite(ms) ? ms : undefined;
 }
 
+/** MiB → bytes; an amount no Avro long holds (a garbage annotation like "1e308") counts as unknown. */
+function bytesOfMib(mib: number | undefined): number | undefined {
+  const bytes = mib === undefined ? undefined : Math.round(mib * MIB);
+  return bytes !== undefined && Number.isSafeInteger(bytes) ? bytes : undefined;
+}
+
+/** An annotation's amount; a negative one (a hand edit, a bug) is as unusable as "abc". */
 function numberOr(text: string | undefined): number | undefined {
   if (text === undefined || text.trim() === '') return undefined;
   const value = Number(text);
-  return Number.isFinite(value) ? value : undefined;
+  return Number.isFinite(value) && value >= 0 ? value : undefined;
 }
 
 function nonEmpty(text: string | undefined): string | undefined {

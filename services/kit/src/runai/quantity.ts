@@ -40,10 +40,12 @@ export function parseQuantity(text: string | number): number {
   const match = QUANTITY.exec(text.trim());
   if (!match) throw new QuantityError(text);
   const [, number, binary, exponent, decimal] = match;
-  const value = Number(number);
-  if (binary) return value * BINARY[binary]!;
-  if (exponent) return scaleDecimal(number!, Number(exponent.slice(1)));
-  return scaleDecimal(number!, DECIMAL[decimal ?? '']!);
+  const value = binary
+    ? Number(number) * BINARY[binary]!
+    : scaleDecimal(number!, exponent ? Number(exponent.slice(1)) : DECIMAL[decimal ?? '']!);
+  // "1e400" matches the grammar but is no amount (Infinity would be billed).
+  if (!Number.isFinite(value)) throw new QuantityError(text);
+  return value;
 }
 
 /**
