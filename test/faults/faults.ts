@@ -58,7 +58,7 @@ async function trial(name: string, inject: (pipeline: Pipeline, endMs: number) =
     // Two replicas of each collector: DCGM gauges have no history, so a scrape missed while the only
     // bandwidth collector is down cannot be backfilled. Replicas publish the same ids; the aggregator dedupes.
     replicas: { 'runai-collector': 2, 'bandwidth-collector': 2 },
-    serviceEnv: { LOG_LEVEL: 'warn' },
+    serviceEnv: { LOG_LEVEL: 'info' },
   });
   try {
     const faults = await inject(pipeline, pipeline.range.toMs);

@@ -96,6 +96,9 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
   const collectorEnv = {
     CLUSTER_ID: scenario.clusterId,
     SAMPLING_INTERVAL_MS: String(intervalMs),
+    // Scrape well inside the simulated exporter's lag (dcgm.lagMs, 1 s by default; see the simulator README),
+    // so each scrape reads the rates of the interval its sample covers.
+    SAMPLE_DELAY_MS: '250',
     K8S_API_URL: simulator.k8sUrl,
     PROJECT_DEPARTMENTS: JSON.stringify(scenario.departments ?? {}),
     PROJECT_CUSTOMERS: JSON.stringify(scenario.customers ?? {}),
@@ -105,6 +108,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     'bandwidth-collector': {
       ...collectorEnv,
       DCGM_ENDPOINTS: scenario.nodes.map((node) => simulator.dcgmUrl(node.name)).join(','),
+      SCRAPE_TIMEOUT_MS: String(Math.min(5_000, Math.floor(intervalMs / 2))),
     },
     'usage-aggregator': {
       LATE_SAMPLES_TOPIC: topics.lateSamples,
