@@ -37,23 +37,23 @@ shutdown.installSignalHandlers();
 async function run(): Promise<void> {
   const metrics = createMetricsRegistry(SERVICE_NAME);
   const rowsWritten = new Counter({
-    name: 'sink_rows_written_total',
+    name: 'gpumeter_sink_rows_written_total',
     help: 'Rows inserted into ClickHouse.',
     registers: [metrics],
   });
   const deadLettered = new Counter({
-    name: 'sink_dead_letters_total',
+    name: 'gpumeter_sink_dead_letters_total',
     help: 'Poison events dead-lettered.',
     registers: [metrics],
   });
   const retries = new Counter({
-    name: 'sink_retries_total',
+    name: 'gpumeter_sink_retries_total',
     help: 'Failed attempts, by stage.',
     labelNames: ['stage'],
     registers: [metrics],
   });
   const flushSeconds = new Histogram({
-    name: 'sink_flush_seconds',
+    name: 'gpumeter_sink_flush_seconds',
     help: 'Insert + commit time per batch.',
     registers: [metrics],
   });

@@ -36,24 +36,24 @@ shutdown.installSignalHandlers();
 async function run(): Promise<void> {
   const metrics = createMetricsRegistry(SERVICE_NAME);
   const delivered = new Counter({
-    name: 'forwarder_events_delivered_total',
+    name: 'gpumeter_forwarder_events_delivered_total',
     help: 'Events OpenMeter accepted.',
     registers: [metrics],
   });
   const deadLettered = new Counter({
-    name: 'forwarder_dead_letters_total',
+    name: 'gpumeter_forwarder_dead_letters_total',
     help: 'Events dead-lettered, by reason.',
     labelNames: ['reason'],
     registers: [metrics],
   });
   const retries = new Counter({
-    name: 'forwarder_retries_total',
+    name: 'gpumeter_forwarder_retries_total',
     help: 'Failed attempts, by stage.',
     labelNames: ['stage'],
     registers: [metrics],
   });
   const requests = new Counter({
-    name: 'forwarder_requests_total',
+    name: 'gpumeter_forwarder_requests_total',
     help: 'POSTs to OpenMeter, by outcome.',
     labelNames: ['outcome'],
     registers: [metrics],

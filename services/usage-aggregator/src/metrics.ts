@@ -6,56 +6,56 @@ export function createAggregatorMetrics(registry: Registry) {
   const registers = [registry];
   return {
     consumerLag: new Gauge({
-      name: 'aggregator_consumer_lag',
+      name: 'gpumeter_aggregator_consumer_lag',
       help: 'Records behind the log end, per input partition',
       labelNames: ['topic', 'partition'],
       registers,
     }),
     openWindows: new Gauge({
-      name: 'aggregator_open_windows',
+      name: 'gpumeter_aggregator_open_windows',
       help: 'Open windows over all owned tasks',
       registers,
     }),
     openGroups: new Gauge({
-      name: 'aggregator_open_groups',
+      name: 'gpumeter_aggregator_open_groups',
       help: 'Open (group, window) accumulators',
       registers,
     }),
     dedupeIds: new Gauge({
-      name: 'aggregator_dedupe_ids',
+      name: 'gpumeter_aggregator_dedupe_ids',
       help: 'Sample ids currently remembered for dedupe',
       registers,
     }),
     dedupeHits: new Counter({
-      name: 'aggregator_dedupe_hits_total',
+      name: 'gpumeter_aggregator_dedupe_hits_total',
       help: 'Duplicate samples ignored',
       registers,
     }),
     late: new Counter({
-      name: 'aggregator_late_samples_total',
+      name: 'gpumeter_aggregator_late_samples_total',
       help: 'Samples (partly) for closed windows',
       labelNames: ['policy'],
       registers,
     }),
     deadLettered: new Counter({
-      name: 'aggregator_dead_lettered_total',
+      name: 'gpumeter_aggregator_dead_lettered_total',
       help: 'Records sent to the dead-letter topic',
       registers,
     }),
-    events: new Counter({ name: 'aggregator_usage_events_total', help: 'Usage events committed', registers }),
+    events: new Counter({ name: 'gpumeter_aggregator_usage_events_total', help: 'Usage events committed', registers }),
     replayed: new Counter({
-      name: 'aggregator_replayed_records_total',
+      name: 'gpumeter_aggregator_replayed_records_total',
       help: 'Records re-read after a restore',
       registers,
     }),
     transactions: new Counter({
-      name: 'aggregator_transactions_total',
+      name: 'gpumeter_aggregator_transactions_total',
       help: 'Kafka transactions by outcome',
       labelNames: ['outcome'],
       registers,
     }),
     emitLatency: new Histogram({
-      name: 'aggregator_emit_latency_seconds',
+      name: 'gpumeter_aggregator_emit_latency_seconds',
       help: 'Wall clock from a window end to the commit of its events',
       buckets: [0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600],
       registers,
