@@ -11,13 +11,14 @@ import {
   createSchemaRegistry,
   readConfig,
   TopicSerde,
+  type BandwidthSample,
   type PodAllocationSample,
   type UsageEvent,
 } from '@gpu-meter/kit';
 import { FakeOpenMeter } from '../support/fake-openmeter.js';
 import { ServiceProcess } from '../support/processes.js';
 import { ENDPOINT_KEYS, endpointsFromEnvironment } from '../support/stack-env.js';
-import { usageEventFixture } from '../support/fixtures.js';
+import { bandwidthFixture, usageEventFixture } from '../support/fixtures.js';
 import { benchSamples, percentile } from './samples.js';
 import { measureMemory } from './memory.js';
 
@@ -88,6 +89,21 @@ async function preloadSamples(tag: string, count: number, partitions: number) {
     messages.push({ key: 'bench-closer', partition, value: serde.encode({ ...template!, id: `closer-${partition}`, subject: 'bench-closer' }) } as never);
   }
   await sendAll(producer, topics.pod, messages);
+  // The bandwidth input gets its closers too: an input that never had a record holds stream time back for
+  // IDLE_ADVANCE_MS after assignment (it may be about to deliver), which would time the idle wait instead.
+  const bandwidthSerde = new TopicSerde<BandwidthSample>(schemaRegistry, registrySettings, topics.bandwidth, 'bandwidthSample');
+  await bandwidthSerde.register();
+  await sendAll(
+    producer,
+    topics.bandwidth,
+    Array.from({ length: partitions }, (_, partition) => ({
+      key: 'bench-closer',
+      partition,
+      value: bandwidthSerde.encode(
+        bandwidthFixture({ id: `bw-closer-${partition}`, subject: 'bench-closer', observedAtMs: closerTime, spanStartMs: closerTime - 15_000, spanEndMs: closerTime }),
+      ),
+    })),
+  );
   const ends = await admin.fetchTopicOffsets(topics.pod);
   return { topics, ends, total: messages.length };
 }
