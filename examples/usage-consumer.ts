@@ -13,11 +13,16 @@ import { readStackEnvFile } from '../test/support/stack-env.js';
 
 const stack = readStackEnvFile();
 const brokers = (process.env.KAFKA_BROKERS ?? stack.KAFKA_BROKERS ?? 'localhost:9092').split(',');
-const registry = new SchemaRegistry({ host: process.env.SCHEMA_REGISTRY_URL ?? stack.SCHEMA_REGISTRY_URL ?? 'http://localhost:8081' });
+const registry = new SchemaRegistry({
+  host: process.env.SCHEMA_REGISTRY_URL ?? stack.SCHEMA_REGISTRY_URL ?? 'http://localhost:8081',
+});
 const topic = process.env.USAGE_EVENTS_TOPIC ?? 'usage.events.v1';
 
 const kafka = new Kafka({ clientId: 'usage-consumer-example', brokers });
-const consumer = kafka.consumer({ groupId: process.env.GROUP_ID ?? 'usage-consumer-example', readUncommitted: false });
+const consumer = kafka.consumer({
+  groupId: process.env.GROUP_ID ?? 'usage-consumer-example',
+  readUncommitted: false,
+});
 await consumer.connect();
 await consumer.subscribe({ topics: [topic], fromBeginning: true });
 await consumer.run({
@@ -35,4 +40,5 @@ await consumer.run({
     );
   },
 });
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => void consumer.disconnect().then(() => process.exit(0)));
+for (const signal of ['SIGINT', 'SIGTERM'] as const)
+  process.on(signal, () => void consumer.disconnect().then(() => process.exit(0)));

@@ -40,7 +40,11 @@ const wanted = (name: string) => !only || only.includes(name);
 const stackEnv = endpointsFromEnvironment();
 const missing = ENDPOINT_KEYS.filter((key) => !stackEnv[key]);
 if (missing.length > 0) throw new Error(`${missing.join(', ')} not set: run \`npm run stack:up\` first`);
-const kafka = new Kafka({ clientId: 'bench', brokers: stackEnv.KAFKA_BROKERS!.split(','), logLevel: logLevel.NOTHING });
+const kafka = new Kafka({
+  clientId: 'bench',
+  brokers: stackEnv.KAFKA_BROKERS!.split(','),
+  logLevel: logLevel.NOTHING,
+});
 const registrySettings = { schemaRegistryUrl: stackEnv.SCHEMA_REGISTRY_URL! };
 const schemaRegistry = createSchemaRegistry(registrySettings);
 const admin = kafka.admin();
@@ -66,7 +70,11 @@ async function createTopics(names: string[], partitions: number): Promise<void> 
   });
 }
 
-async function sendAll(target: Producer, topic: string, messages: Array<{ key: string; value: Buffer; partition?: number }>) {
+async function sendAll(
+  target: Producer,
+  topic: string,
+  messages: Array<{ key: string; value: Buffer; partition?: number }>,
+) {
   for (let i = 0; i < messages.length; i += 5000) {
     await target.send({ topic, acks: -1, messages: messages.slice(i, i + 5000) });
   }
@@ -74,24 +82,50 @@ async function sendAll(target: Producer, topic: string, messages: Array<{ key: s
 
 /** Raw topics preloaded with N samples plus, per partition, one far-future sample that closes every window. */
 async function preloadSamples(tag: string, count: number, partitions: number) {
-  const topics = { pod: `bench.pods.${run}.${tag}`, bandwidth: `bench.bw.${run}.${tag}`, usage: `bench.usage.${run}.${tag}` };
+  const topics = {
+    pod: `bench.pods.${run}.${tag}`,
+    bandwidth: `bench.bw.${run}.${tag}`,
+    usage: `bench.usage.${run}.${tag}`,
+  };
   await createTopics(Object.values(topics), partitions);
-  const serde = new TopicSerde<PodAllocationSample>(schemaRegistry, registrySettings, topics.pod, 'podAllocationSample');
+  const serde = new TopicSerde<PodAllocationSample>(
+    schemaRegistry,
+    registrySettings,
+    topics.pod,
+    'podAllocationSample',
+  );
   await serde.register();
   const startMs = Math.floor((Date.now() - 24 * 3600_000) / 60_000) * 60_000;
-  const messages = [...benchSamples({ count, pods: 2000, subjects: 200, intervalMs: 15_000, startMs })].map((sample) => ({
-    key: sample.subject,
-    value: serde.encode(sample),
-  }));
+  const messages = [...benchSamples({ count, pods: 2000, subjects: 200, intervalMs: 15_000, startMs })].map(
+    (sample) => ({
+      key: sample.subject,
+      value: serde.encode(sample),
+    }),
+  );
   const closerTime = startMs + 23 * 3600_000;
-  const [template] = benchSamples({ count: 1, pods: 1, subjects: 1, intervalMs: 15_000, startMs: closerTime });
+  const [template] = benchSamples({
+    count: 1,
+    pods: 1,
+    subjects: 1,
+    intervalMs: 15_000,
+    startMs: closerTime,
+  });
   for (let partition = 0; partition < partitions; partition += 1) {
-    messages.push({ key: 'bench-closer', partition, value: serde.encode({ ...template!, id: `closer-${partition}`, subject: 'bench-closer' }) } as never);
+    messages.push({
+      key: 'bench-closer',
+      partition,
+      value: serde.encode({ ...template!, id: `closer-${partition}`, subject: 'bench-closer' }),
+    } as never);
   }
   await sendAll(producer, topics.pod, messages);
   // The bandwidth input gets its closers too: an input that never had a record holds stream time back for
   // IDLE_ADVANCE_MS after assignment (it may be about to deliver), which would time the idle wait instead.
-  const bandwidthSerde = new TopicSerde<BandwidthSample>(schemaRegistry, registrySettings, topics.bandwidth, 'bandwidthSample');
+  const bandwidthSerde = new TopicSerde<BandwidthSample>(
+    schemaRegistry,
+    registrySettings,
+    topics.bandwidth,
+    'bandwidthSample',
+  );
   await bandwidthSerde.register();
   await sendAll(
     producer,
@@ -100,7 +134,13 @@ async function preloadSamples(tag: string, count: number, partitions: number) {
       key: 'bench-closer',
       partition,
       value: bandwidthSerde.encode(
-        bandwidthFixture({ id: `bw-closer-${partition}`, subject: 'bench-closer', observedAtMs: closerTime, spanStartMs: closerTime - 15_000, spanEndMs: closerTime }),
+        bandwidthFixture({
+          id: `bw-closer-${partition}`,
+          subject: 'bench-closer',
+          observedAtMs: closerTime,
+          spanStartMs: closerTime - 15_000,
+          spanEndMs: closerTime,
+        }),
       ),
     })),
   );
@@ -109,7 +149,10 @@ async function preloadSamples(tag: string, count: number, partitions: number) {
 }
 
 async function baseline(topic: string, total: number): Promise<number> {
-  const consumer = kafka.consumer({ groupId: `bench-baseline-${run}-${topic}`, maxBytesPerPartition: 1_048_576 });
+  const consumer = kafka.consumer({
+    groupId: `bench-baseline-${run}-${topic}`,
+    maxBytesPerPartition: 1_048_576,
+  });
   await consumer.connect();
   await consumer.subscribe({ topics: [topic], fromBeginning: true });
   let seen = 0;
@@ -127,7 +170,10 @@ async function baseline(topic: string, total: number): Promise<number> {
   return total / ((last - first) / 1000);
 }
 
-function aggregatorEnv(topics: { pod: string; bandwidth: string; usage: string }, group: string): Record<string, string> {
+function aggregatorEnv(
+  topics: { pod: string; bandwidth: string; usage: string },
+  group: string,
+): Record<string, string> {
   return {
     ...stackEnv,
     LOG_LEVEL: 'info',
@@ -144,10 +190,16 @@ function aggregatorEnv(topics: { pod: string; bandwidth: string; usage: string }
 }
 
 /** Starts `instances` aggregators and times them from ready until every partition's commit reaches the end. */
-async function aggregatorThroughput(tag: string, instances: number, count: number): Promise<{ rate: number; seconds: number }> {
+async function aggregatorThroughput(
+  tag: string,
+  instances: number,
+  count: number,
+): Promise<{ rate: number; seconds: number }> {
   const { topics, ends, total } = await preloadSamples(tag, count, P);
   const group = `bench-aggregator-${run}-${tag}`;
-  const processes = Array.from({ length: instances }, () => new ServiceProcess('usage-aggregator', aggregatorEnv(topics, group)).start());
+  const processes = Array.from({ length: instances }, () =>
+    new ServiceProcess('usage-aggregator', aggregatorEnv(topics, group)).start(),
+  );
   try {
     await Promise.all(processes.map((process) => process.waitForLog(/aggregator ready/, 120_000)));
     const started = performance.now();
@@ -156,7 +208,8 @@ async function aggregatorThroughput(tag: string, instances: number, count: numbe
       const [committed] = await admin.fetchOffsets({ groupId: group, topics: [topics.pod] });
       const done = committed!.partitions.every((p) => Number(p.offset) >= target.get(p.partition)!);
       if (done) break;
-      for (const process of processes) if (!process.running) throw new Error(`aggregator died:\n${process.tail()}`);
+      for (const process of processes)
+        if (!process.running) throw new Error(`aggregator died:\n${process.tail()}`);
       await sleep(50);
     }
     const seconds = (performance.now() - started) / 1000;
@@ -171,9 +224,18 @@ async function aggregatorLatency(seconds: number) {
   const windowMs = 1000;
   const graceMs = 200;
   const intervalMs = 100;
-  const topics = { pod: `bench.pods.${run}.live`, bandwidth: `bench.bw.${run}.live`, usage: `bench.usage.${run}.live` };
+  const topics = {
+    pod: `bench.pods.${run}.live`,
+    bandwidth: `bench.bw.${run}.live`,
+    usage: `bench.usage.${run}.live`,
+  };
   await createTopics(Object.values(topics), P);
-  const serde = new TopicSerde<PodAllocationSample>(schemaRegistry, registrySettings, topics.pod, 'podAllocationSample');
+  const serde = new TopicSerde<PodAllocationSample>(
+    schemaRegistry,
+    registrySettings,
+    topics.pod,
+    'podAllocationSample',
+  );
   await serde.register();
   const usageSerde = new TopicSerde<UsageEvent>(schemaRegistry, registrySettings, topics.usage, 'usageEvent');
   const group = `bench-latency-${run}`;
@@ -200,15 +262,29 @@ async function aggregatorLatency(seconds: number) {
     let sent = 0;
     while (Date.now() < stopAt) {
       const t = Math.floor(Date.now() / intervalMs) * intervalMs;
-      const batch = [...benchSamples({ count: pods, pods, subjects: 40, intervalMs, startMs: t - intervalMs })];
-      await producer.send({ topic: topics.pod, acks: -1, messages: batch.map((s) => ({ key: s.subject, value: serde.encode(s) })) });
+      const batch = [
+        ...benchSamples({ count: pods, pods, subjects: 40, intervalMs, startMs: t - intervalMs }),
+      ];
+      await producer.send({
+        topic: topics.pod,
+        acks: -1,
+        messages: batch.map((s) => ({ key: s.subject, value: serde.encode(s) })),
+      });
       sent += batch.length;
       const next = t + intervalMs;
       await sleep(Math.max(0, next - Date.now()));
     }
     await sleep(3000);
     latencies.sort((a, b) => a - b);
-    return { sent, events: latencies.length, p50: percentile(latencies, 50), p99: percentile(latencies, 99), windowMs, graceMs, intervalMs };
+    return {
+      sent,
+      events: latencies.length,
+      p50: percentile(latencies, 50),
+      p99: percentile(latencies, 99),
+      windowMs,
+      graceMs,
+      intervalMs,
+    };
   } finally {
     await reader.disconnect();
     await aggregator.kill();
@@ -221,8 +297,15 @@ async function preloadUsageEvents(tag: string, count: number) {
   const serde = new TopicSerde<UsageEvent>(schemaRegistry, registrySettings, topic, 'usageEvent');
   await serde.register();
   const messages = Array.from({ length: count }, (_, i) => {
-    const event = usageEventFixture({ id: `bench-${run}-${tag}-${i}`, subject: `customer-${i % 200}`, windowStartMs: 1_767_225_600_000 + (i % 1440) * 60_000 });
-    return { key: event.subject, value: serde.encode({ ...event, windowEndMs: event.windowStartMs + 60_000 }) };
+    const event = usageEventFixture({
+      id: `bench-${run}-${tag}-${i}`,
+      subject: `customer-${i % 200}`,
+      windowStartMs: 1_767_225_600_000 + (i % 1440) * 60_000,
+    });
+    return {
+      key: event.subject,
+      value: serde.encode({ ...event, windowEndMs: event.windowStartMs + 60_000 }),
+    };
   });
   await sendAll(producer, topic, messages);
   return topic;
@@ -243,7 +326,9 @@ async function sinkThroughput(count: number) {
     BATCH_MAX_ROWS: batchMaxRows,
     BATCH_MAX_WAIT_MS: '500',
   }).start();
-  const clickhouse = new ClickHouse(readConfig(clickhouseConfigSpec, { ...stackEnv, CLICKHOUSE_DATABASE: database }));
+  const clickhouse = new ClickHouse(
+    readConfig(clickhouseConfigSpec, { ...stackEnv, CLICKHOUSE_DATABASE: database }),
+  );
   try {
     let started = 0;
     for (;;) {
@@ -289,7 +374,12 @@ async function forwarderThroughput(count: number) {
       await sleep(20);
     }
     const seconds = (performance.now() - started) / 1000;
-    return { eventsPerSecond: count / seconds, seconds, events: count, batchMaxEvents: Number(batchMaxEvents) };
+    return {
+      eventsPerSecond: count / seconds,
+      seconds,
+      events: count,
+      batchMaxEvents: Number(batchMaxEvents),
+    };
   } finally {
     await forwarder.kill();
     await openMeter.stop();
@@ -301,37 +391,65 @@ if (wanted('aggregator')) {
   const single = await aggregatorThroughput('single', 1, N);
   const { topics, total } = await preloadSamples('baseline', N, P);
   const baselineRate = await baseline(topics.pod, total);
-  emit({ bench: 'baseline-consume', messagesPerSecond: Math.round(baselineRate), messages: total, partitions: P });
+  emit({
+    bench: 'baseline-consume',
+    messagesPerSecond: Math.round(baselineRate),
+    messages: total,
+    partitions: P,
+  });
   const ratio = single.rate / baselineRate;
-  emit({ bench: 'aggregator-exactly-once', samplesPerSecond: Math.round(single.rate), seconds: single.seconds, samples: N, partitions: P, ratio: Number(ratio.toFixed(3)) });
+  emit({
+    bench: 'aggregator-exactly-once',
+    samplesPerSecond: Math.round(single.rate),
+    seconds: single.seconds,
+    samples: N,
+    partitions: P,
+    ratio: Number(ratio.toFixed(3)),
+  });
   summary.push(`baseline consume          ${Math.round(baselineRate)} msg/s`);
   summary.push(`aggregator (EOS, 1 inst)  ${Math.round(single.rate)} samples/s   ratio ${ratio.toFixed(3)}`);
 }
 if (wanted('latency')) {
   const latency = await aggregatorLatency(Number(args['latency-seconds']));
   emit({ bench: 'aggregator-latency', ...latency });
-  summary.push(`aggregator latency        p50 ${latency.p50} ms  p99 ${latency.p99} ms (append of the closing sample -> event committed)`);
+  summary.push(
+    `aggregator latency        p50 ${latency.p50} ms  p99 ${latency.p99} ms (append of the closing sample -> event committed)`,
+  );
 }
 if (wanted('scaling')) {
   const one = await aggregatorThroughput('scale1', 1, N);
   const two = await aggregatorThroughput('scale2', 2, N);
-  emit({ bench: 'aggregator-scaling', partitions: P, oneInstance: Math.round(one.rate), twoInstances: Math.round(two.rate), speedup: Number((two.rate / one.rate).toFixed(3)) });
-  summary.push(`aggregator scaling        1 inst ${Math.round(one.rate)}/s, 2 inst ${Math.round(two.rate)}/s on ${P} partitions`);
+  emit({
+    bench: 'aggregator-scaling',
+    partitions: P,
+    oneInstance: Math.round(one.rate),
+    twoInstances: Math.round(two.rate),
+    speedup: Number((two.rate / one.rate).toFixed(3)),
+  });
+  summary.push(
+    `aggregator scaling        1 inst ${Math.round(one.rate)}/s, 2 inst ${Math.round(two.rate)}/s on ${P} partitions`,
+  );
 }
 if (wanted('sink')) {
   const sink = await sinkThroughput(M);
   emit({ bench: 'clickhouse-sink', ...sink });
-  summary.push(`clickhouse-sink           ${Math.round(sink.rowsPerSecond)} rows/s (batch ${sink.batchMaxRows})`);
+  summary.push(
+    `clickhouse-sink           ${Math.round(sink.rowsPerSecond)} rows/s (batch ${sink.batchMaxRows})`,
+  );
 }
 if (wanted('forwarder')) {
   const forwarder = await forwarderThroughput(M);
   emit({ bench: 'openmeter-forwarder', ...forwarder });
-  summary.push(`openmeter-forwarder       ${Math.round(forwarder.eventsPerSecond)} events/s (batch ${forwarder.batchMaxEvents})`);
+  summary.push(
+    `openmeter-forwarder       ${Math.round(forwarder.eventsPerSecond)} events/s (batch ${forwarder.batchMaxEvents})`,
+  );
 }
 if (wanted('memory')) {
   const memory = await measureMemory();
   emit({ bench: 'aggregator-memory', ...memory });
-  summary.push(`memory                    ${memory.heapBytesPer100kDedupeIds} B heap / 100k dedupe ids, ${memory.heapBytesPer10kGroups} B heap / 10k groups`);
+  summary.push(
+    `memory                    ${memory.heapBytesPer100kDedupeIds} B heap / 100k dedupe ids, ${memory.heapBytesPer10kGroups} B heap / 10k groups`,
+  );
 }
 await producer.disconnect();
 await admin.disconnect();

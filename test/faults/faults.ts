@@ -48,7 +48,10 @@ interface TrialResult {
 }
 
 /** Runs one trial: pipeline up, `inject` during the scenario, then compare once everything settled. */
-async function trial(name: string, inject: (pipeline: Pipeline, endMs: number) => Promise<number>): Promise<TrialResult> {
+async function trial(
+  name: string,
+  inject: (pipeline: Pipeline, endMs: number) => Promise<number>,
+): Promise<TrialResult> {
   const scenario = loadScenario(scenarioFile);
   const pipeline = await startPipeline({
     scenario,
@@ -81,7 +84,10 @@ async function trial(name: string, inject: (pipeline: Pipeline, endMs: number) =
 function killTrial(service: string) {
   return async (pipeline: Pipeline, endMs: number) => {
     const startMs = pipeline.range.fromMs;
-    const moments = Array.from({ length: killsPerService }, () => startMs + random() * (endMs - startMs)).sort();
+    const moments = Array.from(
+      { length: killsPerService },
+      () => startMs + random() * (endMs - startMs),
+    ).sort();
     for (const moment of moments) {
       await sleep(Math.max(0, moment - Date.now()));
       const replicas = pipeline.services[service]!.length;
@@ -97,13 +103,22 @@ function stackScript(script: string, action: string): void {
 }
 
 const trials: Array<[string, (pipeline: Pipeline, endMs: number) => Promise<number>]> = [
-  ...['usage-aggregator', 'clickhouse-sink', 'openmeter-forwarder', 'runai-collector', 'bandwidth-collector'].map(
-    (service) => [`kill -9 ${service}`, killTrial(service)] as [string, (p: Pipeline, e: number) => Promise<number>],
+  ...[
+    'usage-aggregator',
+    'clickhouse-sink',
+    'openmeter-forwarder',
+    'runai-collector',
+    'bandwidth-collector',
+  ].map(
+    (service) =>
+      [`kill -9 ${service}`, killTrial(service)] as [string, (p: Pipeline, e: number) => Promise<number>],
   ),
   [
     'broker restart mid-run',
     async (pipeline) => {
-      await sleep(Math.max(0, pipeline.range.fromMs + (pipeline.range.toMs - pipeline.range.fromMs) / 3 - Date.now()));
+      await sleep(
+        Math.max(0, pipeline.range.fromMs + (pipeline.range.toMs - pipeline.range.fromMs) / 3 - Date.now()),
+      );
       stackScript('kafka.sh', 'restart');
       return 1;
     },
@@ -128,7 +143,9 @@ const trials: Array<[string, (pipeline: Pipeline, endMs: number) => Promise<numb
         if (pipeline.openMeter.pendingFaults < 5) {
           pipeline.openMeter.failNext(
             ...Array.from({ length: 5 }, (): Fault =>
-              random() < 0.5 ? { kind: 'status', status: 429, retryAfterSeconds: 1 } : { kind: 'status', status: 500 },
+              random() < 0.5
+                ? { kind: 'status', status: 429, retryAfterSeconds: 1 }
+                : { kind: 'status', status: 500 },
             ),
           );
           injected += 5;
@@ -150,5 +167,7 @@ for (const [name, inject] of trials) {
   if (result.differences > 0) say(result.table);
 }
 const total = results.reduce((sum, r) => sum + r.differences, 0);
-say(`\nfaults: ${results.length} trials, ${results.reduce((s, r) => s + r.faults, 0)} faults injected, ${total} differences (seed ${args.seed})`);
+say(
+  `\nfaults: ${results.length} trials, ${results.reduce((s, r) => s + r.faults, 0)} faults injected, ${total} differences (seed ${args.seed})`,
+);
 process.exitCode = total === 0 ? 0 : 1;

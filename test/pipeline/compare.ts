@@ -43,10 +43,13 @@ export function compareSources(sources: Record<string, SubjectTotals>): Comparis
   const rows: ComparisonRow[] = [];
   for (const subject of subjects) {
     for (const quantity of USAGE_QUANTITIES) {
-      const values = Object.fromEntries(names.map((name) => [name, sources[name]!.get(subject)?.[quantity] ?? 0]));
+      const values = Object.fromEntries(
+        names.map((name) => [name, sources[name]!.get(subject)?.[quantity] ?? 0]),
+      );
       const reference = values[names[0]!]!;
       const ok = names.every((name) => agrees(reference, values[name]!));
-      if (!ok || Object.values(values).some((value) => value !== 0)) rows.push({ subject, quantity, values, ok });
+      if (!ok || Object.values(values).some((value) => value !== 0))
+        rows.push({ subject, quantity, values, ok });
     }
   }
   return rows;

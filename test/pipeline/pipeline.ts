@@ -35,7 +35,10 @@ export interface PipelineOptions {
 
 export interface Pipeline {
   readonly runId: string;
-  readonly topics: Record<'podAllocations' | 'bandwidthSamples' | 'usageEvents' | 'lateSamples' | 'deadLetters', string>;
+  readonly topics: Record<
+    'podAllocations' | 'bandwidthSamples' | 'usageEvents' | 'lateSamples' | 'deadLetters',
+    string
+  >;
   readonly database: string;
   readonly simulator: Simulator;
   readonly openMeter: FakeOpenMeter;
@@ -50,7 +53,13 @@ export interface Pipeline {
   stop(): Promise<void>;
 }
 
-const SERVICES = ['runai-collector', 'bandwidth-collector', 'usage-aggregator', 'clickhouse-sink', 'openmeter-forwarder'];
+const SERVICES = [
+  'runai-collector',
+  'bandwidth-collector',
+  'usage-aggregator',
+  'clickhouse-sink',
+  'openmeter-forwarder',
+];
 
 /**
  * The whole pipeline on real Kafka, registry and ClickHouse: the simulator plays the scenario in real time,
@@ -148,12 +157,25 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     if (downMs > 0) await new Promise((resolve) => setTimeout(resolve, downMs));
     replicas[index] = launch(service);
   };
-  log(`pipeline ${runId}: scenario starts at ${new Date(startMs).toISOString()}, compares windows up to ${new Date(range.toMs).toISOString()}`);
+  log(
+    `pipeline ${runId}: scenario starts at ${new Date(startMs).toISOString()}, compares windows up to ${new Date(range.toMs).toISOString()}`,
+  );
 
-  const kafka = new Kafka({ clientId: `verify-${runId}`, brokers: options.stackEnv.KAFKA_BROKERS!.split(','), logLevel: logLevel.NOTHING });
+  const kafka = new Kafka({
+    clientId: `verify-${runId}`,
+    brokers: options.stackEnv.KAFKA_BROKERS!.split(','),
+    logLevel: logLevel.NOTHING,
+  });
   const registrySettings = { schemaRegistryUrl: options.stackEnv.SCHEMA_REGISTRY_URL! };
-  const usageSerde = new TopicSerde<UsageEvent>(createSchemaRegistry(registrySettings), registrySettings, topics.usageEvents, 'usageEvent');
-  const clickhouse = new ClickHouse(readConfig(clickhouseConfigSpec, { ...options.stackEnv, CLICKHOUSE_DATABASE: database }));
+  const usageSerde = new TopicSerde<UsageEvent>(
+    createSchemaRegistry(registrySettings),
+    registrySettings,
+    topics.usageEvents,
+    'usageEvent',
+  );
+  const clickhouse = new ClickHouse(
+    readConfig(clickhouseConfigSpec, { ...options.stackEnv, CLICKHOUSE_DATABASE: database }),
+  );
 
   const compare = async () => {
     const truth = expectedTotals(scenario, {

@@ -75,5 +75,8 @@ export function openMeterRows(
       const end = Number(event.data.windowEndMs);
       return inRange(range, start, end);
     })
-    .map((event) => ({ ...(event.data as Partial<QuantityRow>), subject: String(event.data.subject ?? event.subject) }));
+    .map((event) => ({
+      ...(event.data as Partial<QuantityRow>),
+      subject: String(event.data.subject ?? event.subject),
+    }));
 }

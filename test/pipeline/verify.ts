@@ -34,7 +34,8 @@ export async function verifyScenario(options: {
       result = await pipeline.compare();
     }
     for (const [name, processes] of Object.entries(pipeline.services)) {
-      for (const process of processes) if (!process.running) options.log(`${name} is not running:\n${process.tail()}`);
+      for (const process of processes)
+        if (!process.running) options.log(`${name} is not running:\n${process.tail()}`);
     }
     return { ok: result.ok, table: renderTable(result.rows) };
   } finally {
@@ -55,7 +56,8 @@ async function main(): Promise<void> {
       'timeout-ms': { type: 'string', default: '60000' },
     },
   });
-  if (!values.scenario) throw new Error('usage: npm run verify -- --scenario FILE [--window-ms N] [--interval-ms N]');
+  if (!values.scenario)
+    throw new Error('usage: npm run verify -- --scenario FILE [--window-ms N] [--interval-ms N]');
   const stackEnv = endpointsFromEnvironment();
   const missing = ENDPOINT_KEYS.filter((key) => !stackEnv[key]);
   if (missing.length > 0) throw new Error(`${missing.join(', ')} not set: run \`npm run stack:up\` first`);

@@ -42,7 +42,10 @@ export class ServiceProcess {
     if (!this.exited) throw new Error(`${this.service} was never started`);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${this.service} did not exit in ${timeoutMs} ms`)), timeoutMs);
+      timer = setTimeout(
+        () => reject(new Error(`${this.service} did not exit in ${timeoutMs} ms`)),
+        timeoutMs,
+      );
     });
     try {
       return await Promise.race([this.exited, timeout]);
@@ -64,7 +67,8 @@ export class ServiceProcess {
       const line = this.output.find((candidate) => pattern.test(candidate));
       if (line) return line;
       if (!this.running) throw new Error(`${this.service} exited before logging ${pattern}:\n${this.tail()}`);
-      if (Date.now() > deadline) throw new Error(`${this.service} did not log ${pattern} in ${timeoutMs} ms:\n${this.tail()}`);
+      if (Date.now() > deadline)
+        throw new Error(`${this.service} did not log ${pattern} in ${timeoutMs} ms:\n${this.tail()}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }

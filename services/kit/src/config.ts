@@ -143,7 +143,11 @@ export const schemas = {
 export function describeConfig(spec: ConfigSpec): string {
   const rows = Object.values(spec).map((field) => {
     const probe = field.schema.safeParse(undefined);
-    const fallback = !probe.success ? 'required' : probe.data === undefined ? 'unset' : JSON.stringify(probe.data);
+    const fallback = !probe.success
+      ? 'required'
+      : probe.data === undefined
+        ? 'unset'
+        : JSON.stringify(probe.data);
     return `| \`${field.variable}\`${field.secret ? ' (or `_FILE`)' : ''} | ${fallback} | ${field.doc} |`;
   });
   return ['| variable | default | meaning |', '|---|---|---|', ...rows].join('\n');

@@ -14,7 +14,14 @@ import {
 import { readFileSync } from 'node:fs';
 import { SchemaType } from '@kafkajs/confluent-schema-registry';
 import { usageEventFixture } from '../../../test/support/fixtures.js';
-import { createTopics, readTopic, stackEnv, testAdmin, testKafka, uniqueName } from '../../../test/support/kafka.js';
+import {
+  createTopics,
+  readTopic,
+  stackEnv,
+  testAdmin,
+  testKafka,
+  uniqueName,
+} from '../../../test/support/kafka.js';
 
 function registrySettings() {
   return { schemaRegistryUrl: stackEnv().SCHEMA_REGISTRY_URL! };
@@ -42,8 +49,9 @@ describe('ensureTopics against real Kafka', () => {
       ],
     });
     const value = (topic: string, name: string) =>
-      configs.resources.find((r) => r.resourceName === topic)?.configEntries.find((e) => e.configName === name)
-        ?.configValue;
+      configs.resources
+        .find((r) => r.resourceName === topic)
+        ?.configEntries.find((e) => e.configName === name)?.configValue;
     expect(value(events, 'retention.ms')).toBe('3600000');
     expect(value(events, 'cleanup.policy')).toBe('delete');
     expect(value(compacted, 'cleanup.policy')).toBe('compact');
@@ -73,7 +81,12 @@ describe('Avro serde through the schema registry', () => {
     const [record] = await readTopic(topic, { count: 1 });
     expect(record!.message.value!.readUInt32BE(1)).toBe(id);
     // A fresh serde knows no ids yet: decoding fetches the writer schema from the registry by id.
-    const reader = new TopicSerde<UsageEvent>(createSchemaRegistry(registrySettings()), registrySettings(), topic, 'usageEvent');
+    const reader = new TopicSerde<UsageEvent>(
+      createSchemaRegistry(registrySettings()),
+      registrySettings(),
+      topic,
+      'usageEvent',
+    );
     expect(await reader.decode(record!.message.value)).toEqual(event);
   });
 
@@ -82,7 +95,10 @@ describe('Avro serde through the schema registry', () => {
     const settings = registrySettings();
     const registry = createSchemaRegistry(settings);
     const subject = `${topic}-value`;
-    const v1Text = readFileSync(new URL('../../../schemas/released/usage-event/v1.avsc', import.meta.url), 'utf8');
+    const v1Text = readFileSync(
+      new URL('../../../schemas/released/usage-event/v1.avsc', import.meta.url),
+      'utf8',
+    );
     await fetch(`${settings.schemaRegistryUrl}/config/${subject}`, {
       method: 'PUT',
       headers: { 'content-type': 'application/vnd.schemaregistry.v1+json' },
@@ -118,7 +134,11 @@ describe('Kafka transactions', () => {
     const topic = uniqueName('kit-txn');
     const admin = await testAdmin();
     await createTopics(admin, [topic]);
-    const producer = testKafka().producer({ transactionalId: uniqueName('kit-txn'), idempotent: true, maxInFlightRequests: 1 });
+    const producer = testKafka().producer({
+      transactionalId: uniqueName('kit-txn'),
+      idempotent: true,
+      maxInFlightRequests: 1,
+    });
     await producer.connect();
     onTestFinished(() => producer.disconnect());
 
@@ -140,18 +160,28 @@ describe('Kafka transactions', () => {
     const groupId = uniqueName('kit-group');
     const admin = await testAdmin();
     await createTopics(admin, [topic]);
-    const producer = testKafka().producer({ transactionalId: uniqueName('kit-offsets'), idempotent: true, maxInFlightRequests: 1 });
+    const producer = testKafka().producer({
+      transactionalId: uniqueName('kit-offsets'),
+      idempotent: true,
+      maxInFlightRequests: 1,
+    });
     await producer.connect();
     onTestFinished(() => producer.disconnect());
     const offsets = async () => (await admin.fetchOffsets({ groupId, topics: [topic] }))[0]!.partitions[0]!;
 
     const aborted = await producer.transaction();
-    await aborted.sendOffsets({ consumerGroupId: groupId, topics: [{ topic, partitions: [{ partition: 0, offset: '5' }] }] });
+    await aborted.sendOffsets({
+      consumerGroupId: groupId,
+      topics: [{ topic, partitions: [{ partition: 0, offset: '5' }] }],
+    });
     await aborted.abort();
     expect((await offsets()).offset).toBe('-1');
 
     const committed = await producer.transaction();
-    await committed.sendOffsets({ consumerGroupId: groupId, topics: [{ topic, partitions: [{ partition: 0, offset: '7' }] }] });
+    await committed.sendOffsets({
+      consumerGroupId: groupId,
+      topics: [{ topic, partitions: [{ partition: 0, offset: '7' }] }],
+    });
     await committed.commit();
     expect((await offsets()).offset).toBe('7');
   });
@@ -160,7 +190,10 @@ describe('Kafka transactions', () => {
 describe('ClickHouse client wrapper', () => {
   it('creates a table, inserts JSONEachRow rows and reads them back with quoted literals', async () => {
     const env = stackEnv();
-    const settings = readConfig(clickhouseConfigSpec, { ...env, CLICKHOUSE_DATABASE: uniqueName('kit').replace(/-/g, '_') });
+    const settings = readConfig(clickhouseConfigSpec, {
+      ...env,
+      CLICKHOUSE_DATABASE: uniqueName('kit').replace(/-/g, '_'),
+    });
     const clickhouse = new ClickHouse(settings);
     onTestFinished(async () => {
       await clickhouse.command(`DROP DATABASE IF EXISTS ${settings.clickhouseDatabase}`);

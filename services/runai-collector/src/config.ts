@@ -44,7 +44,7 @@ export const configSpec = {
   backfillMaxMs: env(
     'BACKFILL_MAX_MS',
     schemas.int(300_000, 0),
-    'On start, re-publish grid points of visible pods (completed included) up to this far back. Keep it at or below the aggregator\'s DEDUPE_RETENTION_MS: older re-published points are no longer recognised as duplicates (late-topic: recorded as late; correction: billed twice).',
+    "On start, re-publish grid points of visible pods (completed included) up to this far back. Keep it at or below the aggregator's DEDUPE_RETENTION_MS: older re-published points are no longer recognised as duplicates (late-topic: recorded as late; correction: billed twice).",
   ),
   maxBufferedSamples: env(
     'MAX_BUFFERED_SAMPLES',
