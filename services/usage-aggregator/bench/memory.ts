@@ -43,11 +43,17 @@ function measure(count: number, groups: number) {
   const before = process.memoryUsage();
   const task = new Task(settings, inputs, Date.now());
   const out = emptyOutput();
-  for (let i = 0; i < count; i += 1) task.process(0, { kind: 'sample', offset: i, sample: sample(i, groups) }, Date.now(), out);
+  for (let i = 0; i < count; i += 1)
+    task.process(0, { kind: 'sample', offset: i, sample: sample(i, groups) }, Date.now(), out);
   gc!();
   const after = process.memoryUsage();
   if (task.dedupeSize !== count) throw new Error(`expected ${count} dedupe ids, got ${task.dedupeSize}`);
-  return { heap: after.heapUsed - before.heapUsed, rss: after.rss - before.rss, groups: task.openGroups, task };
+  return {
+    heap: after.heapUsed - before.heapUsed,
+    rss: after.rss - before.rss,
+    groups: task.openGroups,
+    task,
+  };
 }
 
 // 100k ids in one group: the dedupe cost. 10k groups (one id each): the group cost minus one id each.

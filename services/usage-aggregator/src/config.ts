@@ -87,8 +87,8 @@ export const aggregatorConfigSpec = {
   ),
   maxBytesPerPartition: env(
     'MAX_BYTES_PER_PARTITION',
-    schemas.int(1_048_576, 1),
-    'Fetch size per partition: bounds one transaction.',
+    schemas.int(8_388_608, 1),
+    'Fetch size per partition: bounds one transaction (larger batches, fewer transactions).',
   ),
   sessionTimeoutMs: env(
     'SESSION_TIMEOUT_MS',

@@ -6,23 +6,55 @@ import {
 } from '@gpu-meter/kit';
 import type { Decoded } from './driver.js';
 
+type SampleSerde = TopicSerde<PodAllocationSample> | TopicSerde<BandwidthSample>;
+
 /**
  * Bytes → driver input. Poison (bad magic byte, unknown schema id, undecodable body) becomes a `poison`
  * record for the dead-letter topic; a registry outage throws, so the batch is retried, not dead-lettered.
  */
 export async function decodeSample(
   kind: 'pod' | 'bandwidth',
-  serde: TopicSerde<PodAllocationSample> | TopicSerde<BandwidthSample>,
+  serde: SampleSerde,
   value: Buffer | null,
 ): Promise<Decoded> {
+  return decodeSampleKnown(kind, serde, value) ?? (await decodeWith(kind, () => serde.decode(value)));
+}
+
+/**
+ * The hot path: synchronous when the schema id is already known (every record but the first of a new
+ * writer schema), so a batch decodes without one await per record. Undefined = ask `decodeSample`.
+ */
+export function decodeSampleKnown(
+  kind: 'pod' | 'bandwidth',
+  serde: SampleSerde,
+  value: Buffer | null,
+): Decoded | undefined {
   try {
-    const decoded = serde.decodeKnown(value) ?? (await serde.decode(value));
-    return kind === 'pod'
-      ? { kind: 'pod', value: decoded as PodAllocationSample }
-      : { kind: 'bandwidth', value: decoded as BandwidthSample };
+    const decoded = serde.decodeKnown(value);
+    return decoded === undefined ? undefined : wrap(kind, decoded);
   } catch (error) {
-    if (error instanceof PoisonRecordError)
-      return { kind: 'poison', code: error.code, reason: error.message };
-    throw error;
+    return poison(error);
   }
+}
+
+async function decodeWith(
+  kind: 'pod' | 'bandwidth',
+  decode: () => Promise<PodAllocationSample | BandwidthSample>,
+): Promise<Decoded> {
+  try {
+    return wrap(kind, await decode());
+  } catch (error) {
+    return poison(error);
+  }
+}
+
+function wrap(kind: 'pod' | 'bandwidth', decoded: PodAllocationSample | BandwidthSample): Decoded {
+  return kind === 'pod'
+    ? { kind: 'pod', value: decoded as PodAllocationSample }
+    : { kind: 'bandwidth', value: decoded as BandwidthSample };
+}
+
+function poison(error: unknown): Decoded {
+  if (error instanceof PoisonRecordError) return { kind: 'poison', code: error.code, reason: error.message };
+  throw error;
 }

@@ -42,7 +42,11 @@ export function createAggregatorMetrics(registry: Registry) {
       help: 'Records sent to the dead-letter topic',
       registers,
     }),
-    events: new Counter({ name: 'gpumeter_aggregator_usage_events_total', help: 'Usage events committed', registers }),
+    events: new Counter({
+      name: 'gpumeter_aggregator_usage_events_total',
+      help: 'Usage events committed',
+      registers,
+    }),
     replayed: new Counter({
       name: 'gpumeter_aggregator_replayed_records_total',
       help: 'Records re-read after a restore',

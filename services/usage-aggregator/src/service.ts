@@ -11,7 +11,7 @@ import {
 import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
 import { coPartitionedAssigner } from './assigner.js';
 import type { AggregatorConfig } from './config.js';
-import { decodeSample } from './decode.js';
+import { decodeSample, decodeSampleKnown } from './decode.js';
 import { AggregatorDriver, type Committed, type DriverRecord, type Step } from './driver.js';
 import type { AggregatorMetrics } from './metrics.js';
 
@@ -176,12 +176,14 @@ export class AggregatorService {
     if (isStale()) return; // a seek (restore) happened after this batch was fetched
     const kind = batch.topic === this.config.podAllocationsTopic ? 'pod' : 'bandwidth';
     const serde = kind === 'pod' ? this.serdes.pod : this.serdes.bandwidth;
-    const records: DriverRecord[] = [];
-    const sources = new Map<string, KafkaMessage>();
-    for (const message of batch.messages) {
-      const decoded = await decodeSample(kind, serde, message.value);
-      records.push({ topic: batch.topic, partition: p, offset: Number(message.offset), decoded });
-      sources.set(`${batch.topic}:${message.offset}`, message);
+    const messages = batch.messages;
+    const records: DriverRecord[] = new Array<DriverRecord>(messages.length);
+    for (let i = 0; i < messages.length; i++) {
+      const message = messages[i]!;
+      // Synchronous for known schema ids: no await (and no promise) per record on the hot path.
+      const decoded =
+        decodeSampleKnown(kind, serde, message.value) ?? (await decodeSample(kind, serde, message.value));
+      records[i] = { topic: batch.topic, partition: p, offset: Number(message.offset), decoded };
     }
     const now = Date.now();
     this.driver.observeEnd(batch.topic, p, Number(batch.highWatermark));
@@ -189,7 +191,7 @@ export class AggregatorService {
     try {
       step = this.driver.process(p, records, now);
       this.driver.markConsumed(batch.topic, p, Number(batch.lastOffset()) + 1);
-      await this.commit(p, step, sources);
+      await this.commit(p, step, messages);
     } catch (error) {
       await this.recover(p, error);
       return;
@@ -211,7 +213,7 @@ export class AggregatorService {
       const unchanged = step.commits.length === 0 || this.lastCommit.get(p) === JSON.stringify(step.commits);
       if (step.events.length === 0 && unchanged) continue;
       try {
-        await this.commit(p, step, new Map());
+        await this.commit(p, step, []);
       } catch (error) {
         await this.recover(p, error);
         continue;
@@ -221,12 +223,16 @@ export class AggregatorService {
   }
 
   /** One transaction: dead letters, late records, usage events, then the offsets with their metadata. */
-  private async commit(p: number, step: Step, sources: Map<string, KafkaMessage>): Promise<void> {
+  private async commit(p: number, step: Step, batch: readonly KafkaMessage[]): Promise<void> {
     const { config } = this;
     const producer = this.producers.get(p);
     if (!producer) throw new Error(`no producer for task ${p}`);
-    const source = (ref: { topic: string; offset: number }) => {
-      const m = sources.get(`${ref.topic}:${ref.offset}`);
+    // Only dead letters and late records need their source bytes, so index the batch only when there are
+    // some (instead of one `${topic}:${offset}` key per record). All refs of a step are from the batch.
+    let byOffset: Map<string, KafkaMessage> | undefined;
+    const source = (ref: { offset: number }) => {
+      byOffset ??= new Map(batch.map((m) => [m.offset, m]));
+      const m = byOffset.get(String(ref.offset));
       return { key: m?.key ?? null, value: m?.value ?? null, headers: m?.headers };
     };
     const deadLetters: Message[] = step.deadLetters.map((d) =>

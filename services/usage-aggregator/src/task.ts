@@ -1,8 +1,8 @@
 import type { UsageEvent } from '@gpu-meter/kit';
-import { correctionEvent, GroupAccumulator, groupKey } from './groups.js';
+import { correctionEvent, GroupAccumulator, groupKey, groupMapKey } from './groups.js';
 import { decodeOffsetMetadata, encodeOffsetMetadata } from './offset-metadata.js';
 import type { Sample } from './samples.js';
-import { windowsFor, windowStartOf } from './windows.js';
+import { windowsFor, windowStartOf, type WindowPart } from './windows.js';
 
 /**
  * Task p: partition p of each input topic, its open windows, its dedupe ids, a watermark per input. Pure:
@@ -37,11 +37,13 @@ interface Pin {
   readonly wmBefore: number | null;
 }
 
-/** A known sample id; live while its input's watermark is below lastEnd + grace + retention. */
-interface Seen {
+/**
+ * A known sample id; live while its input's watermark is below lastEnd + grace + retention. It is its own
+ * pin (offset where first seen, watermark before it): one object per id, not two.
+ */
+interface Seen extends Pin {
   readonly input: number;
   readonly lastEnd: number;
-  readonly pin: Pin;
 }
 
 interface OpenWindow {
@@ -154,18 +156,39 @@ export class Task {
       out.dedupeHits += 1;
       return;
     }
-    const isLate = (end: number) =>
-      (this.closed !== null && end <= this.closed) || (wmBefore !== null && wmBefore >= end + graceMs);
     const parts = windowsFor(sample.spanStartMs, sample.spanEndMs, windowMs);
     const seen: Seen = {
       input: index,
       lastEnd: parts[parts.length - 1]!.end,
-      pin: { offset: record.offset, wmBefore },
+      offset: record.offset,
+      wmBefore,
     };
-    if (this.live(seen, wmBefore)) this.dedupe.set(sample.id, seen);
-    const latePart = parts.filter((p) => isLate(p.end));
-    const onTime = parts.filter((p) => !isLate(p.end));
-    if (latePart.length > 0 && !replay) {
+    if (this.live(seen, wmBefore)) {
+      // Delete first so the map's iteration order stays offset order per input (a dead entry for the same
+      // id would otherwise keep its old place): commitPoint relies on it.
+      this.dedupe.delete(sample.id);
+      this.dedupe.set(sample.id, seen);
+    }
+    const closed = this.closed;
+    let latePart: WindowPart[] | undefined;
+    let key: string | undefined;
+    for (const p of parts) {
+      if ((closed !== null && p.end <= closed) || (wmBefore !== null && wmBefore >= p.end + graceMs)) {
+        (latePart ??= []).push(p);
+        continue;
+      }
+      let window = this.windows.get(p.start);
+      if (!window) {
+        window = { start: p.start, end: p.end, groups: new Map(), pins: this.inputs.map(() => undefined) };
+        this.windows.set(p.start, window);
+      }
+      window.pins[index] ??= seen;
+      key ??= groupMapKey(sample.dims);
+      let group = window.groups.get(key);
+      if (!group) window.groups.set(key, (group = new GroupAccumulator(sample.dims)));
+      group.add(sample, p.overlapMs);
+    }
+    if (latePart !== undefined && !replay) {
       if (this.settings.latePolicy === 'correction') {
         for (const p of latePart) out.events.push(correctionEvent(sample, p.start, p.end, p.overlapMs));
       } else {
@@ -179,18 +202,6 @@ export class Task {
             : `stream time passed window end + grace ${graceMs} ms`);
         out.late.push({ input: index, offset: record.offset, reason, windows: latePart.map((p) => p.start) });
       }
-    }
-    for (const p of onTime) {
-      let window = this.windows.get(p.start);
-      if (!window) {
-        window = { start: p.start, end: p.end, groups: new Map(), pins: this.inputs.map(() => undefined) };
-        this.windows.set(p.start, window);
-      }
-      window.pins[index] ??= { offset: record.offset, wmBefore };
-      const key = groupKey(sample.dims);
-      let group = window.groups.get(key);
-      if (!group) window.groups.set(key, (group = new GroupAccumulator(sample.dims)));
-      group.add(sample, p.overlapMs);
     }
   }
 
@@ -247,7 +258,9 @@ export class Task {
     if (this.closed !== null && closable <= this.closed) return;
     for (const window of [...this.windows.values()].sort((a, b) => a.start - b.start)) {
       if (window.end > closable) break;
-      const groups = [...window.groups.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      // Sorted by the JSON group key (as always), computed once per group here rather than per record.
+      const groups = [...window.groups.values()].map((g) => [groupKey(g.dims), g] as const);
+      groups.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
       for (const [, group] of groups) out.events.push(group.toEvent(window.start, window.end));
       this.windows.delete(window.start);
     }
@@ -269,10 +282,13 @@ export class Task {
         const p = w.pins[index];
         if (p && (!pin || p.offset < pin.offset)) pin = p;
       }
-      // Live dedupe ids pin too: a restart must know every id that can still decide a record.
+      // Live dedupe ids pin too: a restart must know every id that can still decide a record. The map is in
+      // offset order per input and liveness only ends, so the first live entry of this input is its smallest.
       for (const seen of this.dedupe.values()) {
-        if (seen.input === index && this.live(seen, input.wm) && (!pin || seen.pin.offset < pin.offset))
-          pin = seen.pin;
+        if (seen.input === index && this.live(seen, input.wm)) {
+          if (!pin || seen.offset < pin.offset) pin = seen;
+          break;
+        }
       }
       const offset = pin ? pin.offset : input.position;
       const wm = pin ? pin.wmBefore : input.wm;
