@@ -148,9 +148,14 @@ async function preloadSamples(tag: string, count: number, partitions: number) {
   return { topics, ends, total: messages.length };
 }
 
-async function baseline(topic: string, total: number): Promise<number> {
+/** A plain kafkajs consumer over the same topic; with `decode`, it also decodes every Avro value. */
+async function baseline(
+  topic: string,
+  total: number,
+  decode?: TopicSerde<PodAllocationSample>,
+): Promise<number> {
   const consumer = kafka.consumer({
-    groupId: `bench-baseline-${run}-${topic}`,
+    groupId: `bench-baseline-${run}-${topic}-${decode ? 'decode' : 'raw'}`,
     maxBytesPerPartition: 1_048_576,
   });
   await consumer.connect();
@@ -161,6 +166,7 @@ async function baseline(topic: string, total: number): Promise<number> {
   await consumer.run({
     eachBatch: async ({ batch }) => {
       if (first === 0) first = performance.now();
+      if (decode) for (const message of batch.messages) decode.decodeKnown(message.value);
       seen += batch.messages.length;
       last = performance.now();
     },
@@ -391,6 +397,20 @@ if (wanted('aggregator')) {
   const single = await aggregatorThroughput('single', 1, N);
   const { topics, total } = await preloadSamples('baseline', N, P);
   const baselineRate = await baseline(topics.pod, total);
+  const decodeSerde = new TopicSerde<PodAllocationSample>(
+    schemaRegistry,
+    registrySettings,
+    topics.pod,
+    'podAllocationSample',
+  );
+  await decodeSerde.register();
+  const decodingRate = await baseline(topics.pod, total, decodeSerde);
+  emit({
+    bench: 'baseline-consume-decode',
+    messagesPerSecond: Math.round(decodingRate),
+    messages: total,
+    partitions: P,
+  });
   emit({
     bench: 'baseline-consume',
     messagesPerSecond: Math.round(baselineRate),
@@ -405,8 +425,11 @@ if (wanted('aggregator')) {
     samples: N,
     partitions: P,
     ratio: Number(ratio.toFixed(3)),
+    ratioToDecodingConsumer: Number((single.rate / decodingRate).toFixed(3)),
   });
-  summary.push(`baseline consume          ${Math.round(baselineRate)} msg/s`);
+  summary.push(
+    `baseline consume          ${Math.round(baselineRate)} msg/s (raw), ${Math.round(decodingRate)} msg/s (with Avro decode)`,
+  );
   summary.push(`aggregator (EOS, 1 inst)  ${Math.round(single.rate)} samples/s   ratio ${ratio.toFixed(3)}`);
 }
 if (wanted('latency')) {
