@@ -81,7 +81,8 @@ async function sendAll(
 }
 
 /** Raw topics preloaded with N samples plus, per partition, one far-future sample that closes every window. */
-async function preloadSamples(tag: string, count: number, partitions: number) {
+/** Topics and encoded samples ready to send; `produce()` sends them and returns the end offsets. */
+async function prepareSamples(tag: string, count: number, partitions: number) {
   const topics = {
     pod: `bench.pods.${run}.${tag}`,
     bandwidth: `bench.bw.${run}.${tag}`,
@@ -117,7 +118,6 @@ async function preloadSamples(tag: string, count: number, partitions: number) {
       value: serde.encode({ ...template!, id: `closer-${partition}`, subject: 'bench-closer' }),
     } as never);
   }
-  await sendAll(producer, topics.pod, messages);
   // The bandwidth input gets its closers too: an input that never had a record holds stream time back for
   // IDLE_ADVANCE_MS after assignment (it may be about to deliver), which would time the idle wait instead.
   const bandwidthSerde = new TopicSerde<BandwidthSample>(
@@ -127,25 +127,30 @@ async function preloadSamples(tag: string, count: number, partitions: number) {
     'bandwidthSample',
   );
   await bandwidthSerde.register();
-  await sendAll(
-    producer,
-    topics.bandwidth,
-    Array.from({ length: partitions }, (_, partition) => ({
-      key: 'bench-closer',
-      partition,
-      value: bandwidthSerde.encode(
-        bandwidthFixture({
-          id: `bw-closer-${partition}`,
-          subject: 'bench-closer',
-          observedAtMs: closerTime,
-          spanStartMs: closerTime - 15_000,
-          spanEndMs: closerTime,
-        }),
-      ),
-    })),
-  );
-  const ends = await admin.fetchTopicOffsets(topics.pod);
-  return { topics, ends, total: messages.length };
+  const bandwidthMessages = Array.from({ length: partitions }, (_, partition) => ({
+    key: 'bench-closer',
+    partition,
+    value: bandwidthSerde.encode(
+      bandwidthFixture({
+        id: `bw-closer-${partition}`,
+        subject: 'bench-closer',
+        observedAtMs: closerTime,
+        spanStartMs: closerTime - 15_000,
+        spanEndMs: closerTime,
+      }),
+    ),
+  }));
+  const produce = async () => {
+    await sendAll(producer, topics.pod, messages);
+    await sendAll(producer, topics.bandwidth, bandwidthMessages);
+    return admin.fetchTopicOffsets(topics.pod);
+  };
+  return { topics, produce, total: messages.length };
+}
+
+async function preloadSamples(tag: string, count: number, partitions: number) {
+  const { topics, produce, total } = await prepareSamples(tag, count, partitions);
+  return { topics, ends: await produce(), total };
 }
 
 /** A plain kafkajs consumer over the same topic; with `decode`, it also decodes every Avro value. */
@@ -196,19 +201,30 @@ function aggregatorEnv(
 }
 
 /** Starts `instances` aggregators and times them from ready until every partition's commit reaches the end. */
+/**
+ * Times `instances` aggregators over `count` samples until every partition's commit reaches the end.
+ * 'backlog': the samples are on the topic before the instance starts (timed from its ready line).
+ * 'arriving': the instances start and settle their group first, then the samples are produced (timed from
+ * the first send, so it includes producing) — the fair way to compare one instance with two, since a second
+ * instance joining mid-backlog would only time the rebalance.
+ */
 async function aggregatorThroughput(
   tag: string,
   instances: number,
   count: number,
+  mode: 'backlog' | 'arriving' = 'backlog',
 ): Promise<{ rate: number; seconds: number }> {
-  const { topics, ends, total } = await preloadSamples(tag, count, P);
+  const { topics, produce, total } = await prepareSamples(tag, count, P);
+  const preloaded = mode === 'backlog' ? await produce() : undefined;
   const group = `bench-aggregator-${run}-${tag}`;
   const processes = Array.from({ length: instances }, () =>
     new ServiceProcess('usage-aggregator', aggregatorEnv(topics, group)).start(),
   );
   try {
     await Promise.all(processes.map((process) => process.waitForLog(/aggregator ready/, 120_000)));
+    if (instances > 1) await sleep(5_000); // let the group settle with every member
     const started = performance.now();
+    const ends = preloaded ?? (await produce());
     const target = new Map(ends.map((end) => [end.partition, Number(end.high) - 1]));
     for (;;) {
       const [committed] = await admin.fetchOffsets({ groupId: group, topics: [topics.pod] });
@@ -440,8 +456,8 @@ if (wanted('latency')) {
   );
 }
 if (wanted('scaling')) {
-  const one = await aggregatorThroughput('scale1', 1, N);
-  const two = await aggregatorThroughput('scale2', 2, N);
+  const one = await aggregatorThroughput('scale1', 1, N, 'arriving');
+  const two = await aggregatorThroughput('scale2', 2, N, 'arriving');
   emit({
     bench: 'aggregator-scaling',
     partitions: P,

@@ -152,6 +152,7 @@ const trials: Array<[string, (pipeline: Pipeline, endMs: number) => Promise<numb
         }
         await sleep(100);
       }
+      pipeline.openMeter.clearFaults();
       return injected;
     },
   ],

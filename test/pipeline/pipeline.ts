@@ -126,6 +126,10 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
       TRANSACTIONAL_ID_PREFIX: `usage-aggregator${groupSuffix}`,
       WINDOW_MS: String(windowMs),
       GRACE_MS: String(2 * intervalMs),
+      // Grace scales with the short test intervals, but a broker restart takes real seconds: an input that
+      // went quiet only because its producer was reconnecting must keep holding stream time back, else its
+      // buffered samples arrive after their windows closed (late). 20 s covers a broker restart here.
+      IDLE_ADVANCE_MS: '20000',
       TOPIC_PARTITIONS: String(options.partitions ?? 3),
     },
     'clickhouse-sink': {

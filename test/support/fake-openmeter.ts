@@ -72,6 +72,11 @@ export class FakeOpenMeter {
     this.faults.push(...faults);
   }
 
+  /** Drops the scripted faults not yet used: the outage is over. */
+  clearFaults(): void {
+    this.faults.length = 0;
+  }
+
   get pendingFaults(): number {
     return this.faults.length;
   }
