@@ -64,7 +64,10 @@ export const aggregatorConfigSpec = {
     'IDLE_ADVANCE_MS',
     schemas
       .optionalString()
-      .refine((value) => value === undefined || /^\d+$/.test(value.trim()), 'must be a non-negative integer (ms)'),
+      .refine(
+        (value) => value === undefined || /^\d+$/.test(value.trim()),
+        'must be a non-negative integer (ms)',
+      ),
     'Wall-clock silence after which a read-up input stops holding stream time back, and with all inputs quiet stream time follows the clock (default = GRACE_MS). Keep it above the time your collectors need to reconnect after a Kafka outage: samples they deliver later than this after going quiet can land in closed windows (late).',
   ),
   dedupeRetentionMs: env(
