@@ -6,6 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
+import { Kafka, logLevel } from 'kafkajs';
 import { loadScenario } from '@gpu-meter/simulator';
 import { renderTable } from '../pipeline/compare.js';
 import type { Fault } from '../support/fake-openmeter.js';
@@ -74,10 +75,44 @@ async function trial(
       result = await pipeline.compare();
     }
     const differences = result.rows.filter((row) => !row.ok).length + (result.rows.length === 0 ? 1 : 0);
-    return { name, faults, differences, table: renderTable(result.rows) };
+    let table = renderTable(result.rows);
+    if (differences > 0) table += `\n${await diagnostics(pipeline)}`;
+    return { name, faults, differences, table };
   } finally {
     await pipeline.stop();
   }
+}
+
+/** What a failed trial leaves to look at: late and dead-lettered records, and each process's errors. */
+async function diagnostics(pipeline: Pipeline): Promise<string> {
+  const kafka = new Kafka({
+    clientId: 'faults',
+    brokers: stackEnv.KAFKA_BROKERS!.split(','),
+    logLevel: logLevel.NOTHING,
+  });
+  const admin = kafka.admin();
+  await admin.connect();
+  const lines: string[] = [];
+  try {
+    for (const topic of [pipeline.topics.lateSamples, pipeline.topics.deadLetters]) {
+      const offsets = await admin.fetchTopicOffsets(topic).catch(() => []);
+      lines.push(`${topic}: ${offsets.reduce((sum, o) => sum + Number(o.high) - Number(o.low), 0)} records`);
+    }
+  } finally {
+    await admin.disconnect();
+  }
+  for (const [service, processes] of Object.entries(pipeline.services)) {
+    for (const process of processes) {
+      const errors = process.output.filter(
+        (line) => /"level":(50|60)/.test(line) && !/ECONNREFUSED|coordinator/.test(line),
+      );
+      lines.push(
+        `${service}${process.running ? '' : ' (exited)'}: ${errors.length} error lines`,
+        ...errors.slice(-3),
+      );
+    }
+  }
+  return lines.join('\n');
 }
 
 /** SIGKILL a replica of `service` at random moments of the scenario, restarting it after 0-2 s. */
