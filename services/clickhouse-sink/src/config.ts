@@ -1,8 +1,8 @@
 import {
   clickhouseConfigSpec,
-  DEFAULT_TOPICS,
   env,
   kafkaConfigSpec,
+  usageEventsConsumerConfigSpec,
   opsConfigSpec,
   readConfig,
   registryConfigSpec,
@@ -17,28 +17,10 @@ export const configSpec = {
   ...registryConfigSpec,
   ...opsConfigSpec,
   ...clickhouseConfigSpec,
-  usageEventsTopic: env('USAGE_EVENTS_TOPIC', schemas.nonEmpty(DEFAULT_TOPICS.usageEvents), 'Topic to read.'),
-  deadLetterTopic: env(
-    'DEAD_LETTER_TOPIC',
-    schemas.nonEmpty('usage.sink-dead-letters.v1'),
-    'Where undecodable usage events go, with headers naming their origin.',
-  ),
-  topicReplicationFactor: env(
-    'TOPIC_REPLICATION_FACTOR',
-    schemas.int(1, 1),
-    'Replication factor of the dead-letter topic when this service creates it.',
-  ),
-  consumerGroup: env('CONSUMER_GROUP_ID', schemas.nonEmpty(SERVICE_NAME), 'Kafka consumer group id.'),
-  sessionTimeoutMs: env(
-    'SESSION_TIMEOUT_MS',
-    schemas.int(30_000, 6_000, 300_000),
-    "Consumer group session timeout: how soon a dead replica's partitions move to the others.",
-  ),
-  fromBeginning: env(
-    'CONSUME_FROM_BEGINNING',
-    schemas.bool(true),
-    'With no committed offset, start at the oldest event (true) or only new ones.',
-  ),
+  ...usageEventsConsumerConfigSpec(SERVICE_NAME, {
+    topic: 'usage.sink-dead-letters.v1',
+    doc: 'Where undecodable usage events go, with headers naming their origin.',
+  }),
   batchMaxRows: env('BATCH_MAX_ROWS', schemas.int(5000, 1, 1_000_000), 'Rows per ClickHouse insert.'),
   batchMaxWaitMs: env(
     'BATCH_MAX_WAIT_MS',

@@ -1,4 +1,5 @@
 import { env, schemas } from './config.js';
+import { DEFAULT_TOPICS } from './topics.js';
 
 /** Connection settings every Kafka-speaking service shares. */
 export const kafkaConfigSpec = {
@@ -79,3 +80,34 @@ export const kubernetesConfigSpec = {
     'Path of a kubeconfig file; when neither this nor K8S_API_URL is set, in-cluster credentials are used.',
   ),
 } as const;
+
+/**
+ * What every consumer of usage events (the ClickHouse sink, the OpenMeter forwarder) reads alike: the topic,
+ * its own dead-letter topic, the consumer group and how it joins.
+ */
+export function usageEventsConsumerConfigSpec(service: string, deadLetters: { topic: string; doc: string }) {
+  return {
+    usageEventsTopic: env(
+      'USAGE_EVENTS_TOPIC',
+      schemas.nonEmpty(DEFAULT_TOPICS.usageEvents),
+      'Topic to read.',
+    ),
+    deadLetterTopic: env('DEAD_LETTER_TOPIC', schemas.nonEmpty(deadLetters.topic), deadLetters.doc),
+    topicReplicationFactor: env(
+      'TOPIC_REPLICATION_FACTOR',
+      schemas.int(1, 1),
+      'Replication factor of the dead-letter topic when this service creates it.',
+    ),
+    consumerGroup: env('CONSUMER_GROUP_ID', schemas.nonEmpty(service), 'Kafka consumer group id.'),
+    sessionTimeoutMs: env(
+      'SESSION_TIMEOUT_MS',
+      schemas.int(30_000, 6_000, 300_000),
+      "Consumer group session timeout: how soon a dead replica's partitions move to the others.",
+    ),
+    fromBeginning: env(
+      'CONSUME_FROM_BEGINNING',
+      schemas.bool(true),
+      'With no committed offset, start at the oldest event (true) or only new ones.',
+    ),
+  } as const;
+}

@@ -1,7 +1,7 @@
 import {
-  DEFAULT_TOPICS,
   env,
   kafkaConfigSpec,
+  usageEventsConsumerConfigSpec,
   opsConfigSpec,
   readConfig,
   registryConfigSpec,
@@ -15,28 +15,10 @@ export const configSpec = {
   ...kafkaConfigSpec,
   ...registryConfigSpec,
   ...opsConfigSpec,
-  usageEventsTopic: env('USAGE_EVENTS_TOPIC', schemas.nonEmpty(DEFAULT_TOPICS.usageEvents), 'Topic to read.'),
-  deadLetterTopic: env(
-    'DEAD_LETTER_TOPIC',
-    schemas.nonEmpty('usage.openmeter-dead-letters.v1'),
-    'Where events OpenMeter rejects (400) or that cannot be decoded go, with the reason in headers.',
-  ),
-  topicReplicationFactor: env(
-    'TOPIC_REPLICATION_FACTOR',
-    schemas.int(1, 1),
-    'Replication factor of the dead-letter topic when this service creates it.',
-  ),
-  consumerGroup: env('CONSUMER_GROUP_ID', schemas.nonEmpty(SERVICE_NAME), 'Kafka consumer group id.'),
-  sessionTimeoutMs: env(
-    'SESSION_TIMEOUT_MS',
-    schemas.int(30_000, 6_000, 300_000),
-    "Consumer group session timeout: how soon a dead replica's partitions move to the others.",
-  ),
-  fromBeginning: env(
-    'CONSUME_FROM_BEGINNING',
-    schemas.bool(true),
-    'With no committed offset, start at the oldest event (true) or only new ones.',
-  ),
+  ...usageEventsConsumerConfigSpec(SERVICE_NAME, {
+    topic: 'usage.openmeter-dead-letters.v1',
+    doc: 'Where events OpenMeter rejects (400) or that cannot be decoded go, with the reason in headers.',
+  }),
   openmeterUrl: env('OPENMETER_URL', schemas.url(), 'OpenMeter base URL; events go to <url>/api/v1/events.'),
   openmeterToken: env('OPENMETER_TOKEN', schemas.optionalString(), 'OpenMeter API token (Bearer).', {
     secret: true,
