@@ -1,3 +1,4 @@
+import { USAGE_QUANTITIES, type UsageQuantities, type UsageQuantity } from '@gpu-meter/kit';
 import {
   buildModel,
   holdersAt,
@@ -13,19 +14,10 @@ import type { Scenario } from './scenario.js';
  * Ground truth, part 1: the samples a correct collector pair publishes for a scenario, and the pieces (stretches
  * of constant per-second quantities) that totals are summed from. DESIGN §3 semantics; see README. Pure.
  */
-export const QUANTITIES = [
-  'gpuAllocationSeconds',
-  'gpuMemoryAllocatedByteSeconds',
-  'gpuMemoryUsedByteSeconds',
-  'nvlinkTxBytes',
-  'nvlinkRxBytes',
-  'pcieTxBytes',
-  'pcieRxBytes',
-  'cpuCoreSeconds',
-  'memoryByteSeconds',
-] as const;
-export type Quantity = (typeof QUANTITIES)[number];
-export type Quantities = Record<Quantity, number>;
+/** The quantity names of the usage-event contract (schemas/usage-event.avsc), from the kit. */
+export const QUANTITIES = USAGE_QUANTITIES;
+export type Quantity = UsageQuantity;
+export type Quantities = UsageQuantities;
 
 export interface Dimensions {
   clusterId: string;
