@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import { onTestFinished } from 'vitest';
 import { REPO_ROOT } from './stack-env.js';
 
@@ -22,8 +23,13 @@ export class ServiceProcess {
       env: { ...process.env, LOG_LEVEL: 'info', ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    // SERVICE_LOG_DIR keeps every line on disk too, for diagnosing a long run (e.g. `npm run faults`).
+    const logDir = process.env.SERVICE_LOG_DIR;
+    const logFile = logDir ? `${logDir}/${this.service}-${child.pid}.log` : undefined;
+    if (logDir) mkdirSync(logDir, { recursive: true });
     const keep = (chunk: Buffer) => {
       for (const line of String(chunk).split('\n')) if (line.trim()) this.output.push(line);
+      if (logFile) appendFileSync(logFile, chunk);
       if (this.output.length > 20_000) this.output.splice(0, this.output.length - 20_000);
     };
     child.stdout?.on('data', keep);
