@@ -1,6 +1,4 @@
 import {
-  DEAD_LETTER_HEADERS,
-  deadLetterMessage,
   errorMessage,
   type BandwidthSample,
   type Logger,
@@ -8,12 +6,13 @@ import {
   type TopicSerde,
   type UsageEvent,
 } from '@gpu-meter/kit';
-import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import { coPartitionedAssigner } from './assigner.js';
 import type { AggregatorConfig } from './config.js';
 import { decodeSample, decodeSampleKnown } from './decode.js';
 import { AggregatorDriver, type Committed, type DriverRecord, type Step } from './driver.js';
 import type { AggregatorMetrics } from './metrics.js';
+import { Outbox } from './outbox.js';
 
 export interface Serdes {
   pod: TopicSerde<PodAllocationSample>;
@@ -21,17 +20,37 @@ export interface Serdes {
   usage: TopicSerde<UsageEvent>;
 }
 
-const SERVICE = 'usage-aggregator';
+/**
+ * Past this many uncommitted records a task waits for its transaction in flight before taking more: it
+ * bounds what a failed commit makes the task redo, and the memory of the outbox.
+ */
+const MAX_UNCOMMITTED_RECORDS = 50_000;
+
+/**
+ * One task's way out: its transactional producer, what it decided since the last transaction began, and
+ * that transaction while it commits. A lane is replaced, never repaired: after a failure the task is
+ * rebuilt from its committed offsets with a new lane.
+ */
+interface Lane {
+  readonly producer: Producer;
+  outbox: Outbox;
+  committing: Promise<void> | undefined;
+  /** The latest commit point enqueued, to skip idle ticks that would commit nothing new. */
+  latestCommits: string;
+}
 
 /**
  * The Kafka shell around the driver: one consumer (read_committed, no auto-commit) on both raw topics,
- * one transactional producer per task, one transaction per fetched batch or idle tick. Everything that is
- * decided lives in the driver; this file only moves bytes and keeps work for one task strictly serial.
+ * one transactional producer per task. Batches, ticks and rebalances run one at a time (`exclusive`);
+ * a task's transaction commits in the background while its next batches are processed into a new outbox,
+ * and the next transaction starts only when the previous one has committed. Everything that is decided
+ * lives in the driver; this file only moves bytes.
  */
 export class AggregatorService {
   private readonly driver: AggregatorDriver;
-  private readonly producers = new Map<number, Producer>();
-  private readonly lastCommit = new Map<number, string>();
+  private readonly lanes = new Map<number, Lane>();
+  /** Partitions of the current assignment (a task whose commit failed is owned but not in the driver). */
+  private owned: number[] = [];
   private consumer: Consumer | undefined;
   private ticker: NodeJS.Timeout | undefined;
   private queue: Promise<unknown> = Promise.resolve();
@@ -49,7 +68,7 @@ export class AggregatorService {
     this.driver = new AggregatorDriver(config);
   }
 
-  /** All work (batches, ticks, rebalances) runs one at a time: a task's state and producer are never shared. */
+  /** Batches, ticks and rebalances run one at a time: a task's state is never touched by two at once. */
   private exclusive<T>(work: () => Promise<T>): Promise<T> {
     const next = this.queue.then(work, work);
     this.queue = next.catch(() => undefined);
@@ -101,26 +120,37 @@ export class AggregatorService {
     }, config.tickMs);
   }
 
+  /**
+   * Commits what was decided while still in the group (best effort: what is not committed is redone by the
+   * next owner), then leaves the group and closes the producers.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.ticker) clearInterval(this.ticker);
+    await this.exclusive(async () => {
+      for (const p of [...this.lanes.keys()]) await this.flush(p).catch(() => undefined);
+    });
     await this.consumer?.disconnect();
     await this.exclusive(async () => {
-      for (const producer of this.producers.values()) await producer.disconnect().catch(() => undefined);
-      this.producers.clear();
+      for (const lane of this.lanes.values()) await lane.producer.disconnect().catch(() => undefined);
+      this.lanes.clear();
     });
   }
 
   /** After every rebalance: forget all task state and rebuild owned tasks from their committed offsets. */
   private async reassign(partitions: number[]): Promise<void> {
+    // What was decided but not committed is redone by whoever owns the task now; a transaction already in
+    // flight must end before anyone (this instance included) reads the committed offsets.
+    for (const lane of this.lanes.values()) lane.outbox = new Outbox();
+    await Promise.all([...this.lanes.values()].map((lane) => lane.committing));
+    this.owned = partitions;
     for (const p of this.driver.assigned()) this.driver.revoke(p);
-    for (const [p, producer] of this.producers) {
+    for (const [p, lane] of this.lanes) {
       if (!partitions.includes(p)) {
-        await producer.disconnect().catch(() => undefined);
-        this.producers.delete(p);
+        await lane.producer.disconnect().catch(() => undefined);
+        this.lanes.delete(p);
       }
     }
-    this.lastCommit.clear();
     for (const p of partitions) await this.initTask(p);
   }
 
@@ -130,21 +160,22 @@ export class AggregatorService {
    */
   private async initTask(p: number): Promise<void> {
     const { config } = this;
-    let producer = this.producers.get(p);
-    if (!producer) {
-      producer = this.kafka.producer({
+    let lane = this.lanes.get(p);
+    if (!lane) {
+      const producer = this.kafka.producer({
         transactionalId: `${config.transactionalIdPrefix}-${p}`,
         idempotent: true,
         maxInFlightRequests: 1,
         transactionTimeout: 60_000,
       });
       await producer.connect();
-      this.producers.set(p, producer);
+      lane = { producer, outbox: new Outbox(), committing: undefined, latestCommits: '' };
+      this.lanes.set(p, lane);
     }
     // kafkajs initialises the transactional producer id lazily, at the first transaction(). Force it now:
     // InitProducerId fences the previous owner and waits until its last transaction (or our own previous
     // one, after an error) has completed, so the offsets read next are the final committed ones.
-    await (await producer.transaction()).abort();
+    await (await lane.producer.transaction()).abort();
     const topics = this.driver.topics;
     const fetched = await this.admin.fetchOffsets({ groupId: config.consumerGroupId, topics: [...topics] });
     const committed = topics.map((topic): Committed => {
@@ -163,6 +194,8 @@ export class AggregatorService {
     }
     // No I/O after this point: the task state and the consumer positions change together.
     this.driver.assign(p, committed, Date.now());
+    lane.outbox = new Outbox();
+    lane.latestCommits = '';
     topics.forEach((topic, index) =>
       this.consumer!.seek({ topic, partition: p, offset: String(seekTo[index]) }),
     );
@@ -185,24 +218,26 @@ export class AggregatorService {
         decodeSampleKnown(kind, serde, message.value) ?? (await decodeSample(kind, serde, message.value));
       records[i] = { topic: batch.topic, partition: p, offset: Number(message.offset), decoded };
     }
+    // A failed commit may have dropped the task while a decode awaited the registry: leave the batch
+    // unresolved, so it is fetched again once the task is restored.
+    if (!this.driver.has(p) || isStale()) return;
     const now = Date.now();
     this.driver.observeEnd(batch.topic, p, Number(batch.highWatermark));
-    let step: Step;
-    try {
-      step = this.driver.process(p, records, now);
-      this.driver.markConsumed(batch.topic, p, Number(batch.lastOffset()) + 1);
-      await this.commit(p, step, messages);
-    } catch (error) {
-      await this.recover(p, error);
-      return;
-    }
+    const step = this.driver.process(p, records, now);
+    this.driver.markConsumed(batch.topic, p, Number(batch.lastOffset()) + 1);
+    this.enqueue(p, step, messages, messages.length);
     resolveOffset(batch.lastOffset());
     this.observe(p, step);
+    const lane = this.lanes.get(p);
+    if (lane?.committing && lane.outbox.records >= MAX_UNCOMMITTED_RECORDS) await lane.committing;
     await heartbeat();
   }
 
   private async onTick(): Promise<void> {
-    if (this.stopped || this.driver.assigned().length === 0) return;
+    if (this.stopped) return;
+    // A task whose commit failed and whose restore failed too (e.g. broker down) is retried here.
+    for (const p of this.owned) if (!this.driver.has(p)) await this.initTask(p);
+    if (this.driver.assigned().length === 0) return;
     for (const topic of this.driver.topics) {
       for (const end of await this.admin.fetchTopicOffsets(topic)) {
         this.driver.observeEnd(topic, end.partition, Number(end.high));
@@ -210,59 +245,69 @@ export class AggregatorService {
     }
     for (const p of this.driver.assigned()) {
       const step = this.driver.tick(p, Date.now());
-      const unchanged = step.commits.length === 0 || this.lastCommit.get(p) === JSON.stringify(step.commits);
+      const lane = this.lanes.get(p);
+      const unchanged = step.commits.length === 0 || lane?.latestCommits === JSON.stringify(step.commits);
       if (step.events.length === 0 && unchanged) continue;
-      try {
-        await this.commit(p, step, []);
-      } catch (error) {
-        await this.recover(p, error);
-        continue;
-      }
+      this.enqueue(p, step, [], 0);
       this.observe(p, step);
     }
   }
 
+  /** Adds a step to the task's outbox and makes sure a transaction will carry it. */
+  private enqueue(
+    p: number,
+    step: Step,
+    batch: EachBatchPayload['batch']['messages'],
+    records: number,
+  ): void {
+    const lane = this.lanes.get(p);
+    if (!lane) throw new Error(`no producer for task ${p}`);
+    lane.outbox.add(step, batch, records);
+    if (step.commits.length > 0) lane.latestCommits = JSON.stringify(step.commits);
+    lane.committing ??= this.commitLoop(p, lane).finally(() => (lane.committing = undefined));
+  }
+
+  /** Commits the lane's outbox, again and again while steps keep arriving; a failure drops the task. */
+  private async commitLoop(p: number, lane: Lane): Promise<void> {
+    while (!lane.outbox.empty && this.lanes.get(p) === lane) {
+      const outbox = lane.outbox;
+      lane.outbox = new Outbox();
+      try {
+        await this.transact(lane, outbox);
+      } catch (error) {
+        this.fail(p, lane, error);
+        return;
+      }
+    }
+  }
+
+  /** Waits for the task's transaction in flight, then commits what is left in its outbox. */
+  private async flush(p: number): Promise<void> {
+    const lane = this.lanes.get(p);
+    if (!lane) return;
+    await lane.committing;
+    if (!lane.outbox.empty && this.lanes.get(p) === lane) {
+      lane.committing = this.commitLoop(p, lane).finally(() => (lane.committing = undefined));
+      await lane.committing;
+    }
+  }
+
   /** One transaction: dead letters, late records, usage events, then the offsets with their metadata. */
-  private async commit(p: number, step: Step, batch: readonly KafkaMessage[]): Promise<void> {
+  private async transact(lane: Lane, outbox: Outbox): Promise<void> {
     const { config } = this;
-    const producer = this.producers.get(p);
-    if (!producer) throw new Error(`no producer for task ${p}`);
-    // Only dead letters and late records need their source bytes, so index the batch only when there are
-    // some (instead of one `${topic}:${offset}` key per record). All refs of a step are from the batch.
-    let byOffset: Map<string, KafkaMessage> | undefined;
-    const source = (ref: { offset: number }) => {
-      byOffset ??= new Map(batch.map((m) => [m.offset, m]));
-      const m = byOffset.get(String(ref.offset));
-      return { key: m?.key ?? null, value: m?.value ?? null, headers: m?.headers };
-    };
-    const deadLetters: Message[] = step.deadLetters.map((d) =>
-      deadLetterMessage(
-        { ...d, offset: String(d.offset), ...source(d) },
-        { code: d.code, message: d.reason, service: SERVICE },
-      ),
-    );
-    const late: Message[] = step.late.map((l) => {
-      const message = deadLetterMessage(
-        { ...l, offset: String(l.offset), ...source(l) },
-        { code: 'GPUM_LATE_SAMPLE', message: l.reason, service: SERVICE },
-      );
-      return { ...message, headers: { ...message.headers, [DEAD_LETTER_HEADERS.reason]: l.reason } };
-    });
-    const events: Message[] = step.events.map((e) => ({
-      key: e.subject,
-      value: this.serdes.usage.encode(e),
-    }));
-    const transaction = await producer.transaction();
+    const events = outbox.events.map((e) => ({ key: e.subject, value: this.serdes.usage.encode(e) }));
+    const transaction = await lane.producer.transaction();
     try {
-      if (deadLetters.length > 0)
-        await transaction.send({ topic: config.deadLettersTopic, messages: deadLetters });
-      if (late.length > 0) await transaction.send({ topic: config.lateSamplesTopic, messages: late });
+      if (outbox.deadLetters.length > 0)
+        await transaction.send({ topic: config.deadLettersTopic, messages: outbox.deadLetters });
+      if (outbox.late.length > 0)
+        await transaction.send({ topic: config.lateSamplesTopic, messages: outbox.late });
       if (events.length > 0) await transaction.send({ topic: config.usageEventsTopic, messages: events });
-      if (step.commits.length > 0) {
+      if (outbox.commits.length > 0) {
         await retryConcurrent(() =>
           transaction.sendOffsets({
             consumerGroupId: config.consumerGroupId,
-            topics: step.commits.map((c) => ({
+            topics: outbox.commits.map((c) => ({
               topic: c.topic,
               partitions: [{ partition: c.partition, offset: String(c.offset), metadata: c.metadata }],
             })),
@@ -278,42 +323,52 @@ export class AggregatorService {
     this.metrics.transactions.inc({ outcome: 'committed' });
     this.logger.debug(
       {
-        task: p,
-        commits: step.commits,
-        events: step.events.map((e) => `${e.subject}@${e.windowStartMs}:${e.sampleCount}`),
-        late: step.late.length,
-        dead: step.deadLetters.length,
-        replayed: step.replayed,
+        commits: outbox.commits,
+        steps: outbox.steps,
+        records: outbox.records,
+        events: outbox.events.map((e) => `${e.subject}@${e.windowStartMs}:${e.sampleCount}`),
+        late: outbox.late.length,
+        dead: outbox.deadLetters.length,
       },
       'transaction committed',
     );
-    this.lastCommit.set(p, JSON.stringify(step.commits));
+    this.metrics.events.inc(outbox.events.length);
+    this.metrics.deadLettered.inc(outbox.deadLetters.length);
+    this.metrics.late.inc(
+      { policy: this.config.latePolicy },
+      outbox.late.length + outbox.events.filter((e) => e.correction).length,
+    );
     const now = Date.now();
-    for (const e of step.events) this.metrics.emitLatency.observe(Math.max(0, now - e.windowEndMs) / 1000);
+    for (const e of outbox.events) this.metrics.emitLatency.observe(Math.max(0, now - e.windowEndMs) / 1000);
   }
 
-  /** A failed transaction leaves the task's memory ahead of Kafka: drop it and rebuild from the commit. */
-  private async recover(p: number, error: unknown): Promise<void> {
+  /**
+   * A failed transaction leaves the task's memory ahead of Kafka: drop the task and its lane at once (so
+   * no later batch builds on them), then rebuild it from the committed offsets when its turn comes.
+   */
+  private fail(p: number, lane: Lane, error: unknown): void {
     this.logger.warn(
       { task: p, err: error, message: errorMessage(error) },
       'transaction failed; restoring task',
     );
+    if (this.lanes.get(p) !== lane) return;
     this.driver.revoke(p);
-    const producer = this.producers.get(p);
-    this.producers.delete(p);
-    await producer?.disconnect().catch(() => undefined);
-    await this.initTask(p);
+    this.lanes.delete(p);
+    void lane.producer.disconnect().catch(() => undefined);
+    void this.exclusive(async () => {
+      if (this.stopped || this.driver.has(p) || !this.owned.includes(p)) return;
+      await this.initTask(p);
+    }).catch((restoreError) =>
+      this.logger.warn(
+        { task: p, err: errorMessage(restoreError) },
+        'task restore failed; retrying at the next tick',
+      ),
+    );
   }
 
   private observe(p: number, step: Step): void {
     const m = this.metrics;
     m.dedupeHits.inc(step.dedupeHits);
-    m.late.inc(
-      { policy: this.config.latePolicy },
-      step.late.length + step.events.filter((e) => e.correction).length,
-    );
-    m.deadLettered.inc(step.deadLetters.length);
-    m.events.inc(step.events.length);
     m.replayed.inc(step.replayed);
     let windows = 0;
     let groups = 0;
