@@ -1,0 +1,106 @@
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Registry } from 'prom-client';
+import type { ConfigOf } from './config.js';
+import type { opsConfigSpec, registryConfigSpec } from './common-config.js';
+import { ConfigError } from './errors.js';
+import { createKafka, type KafkaSettings } from './kafka.js';
+import { createKubeConfig, type KubernetesSettings } from './kubernetes.js';
+import { createLogger, type Logger } from './logger.js';
+import { buildOpsServer, createMetricsRegistry, startOpsServer } from './ops-server.js';
+import { SamplePublisher } from './sample-publisher.js';
+import { createSchemaRegistry, TopicSerde } from './serde.js';
+import type { SchemaName } from './schemas.js';
+import { exitOnStartupError, Shutdown } from './shutdown.js';
+
+/** What every collector's configuration has: Kafka, registry, ops, Kubernetes, its topic and buffer. */
+export type CollectorSettings = KafkaSettings &
+  ConfigOf<typeof registryConfigSpec> &
+  ConfigOf<typeof opsConfigSpec> &
+  KubernetesSettings & {
+    readonly topic: string;
+    readonly maxBufferedSamples: number;
+    readonly samplingIntervalMs: number;
+    readonly clusterId: string;
+  };
+
+/** The counters a collector's publisher feeds. */
+export interface PublisherMetrics {
+  readonly samplesPublished: { inc(count: number): void };
+  readonly samplesDropped: { inc(count: number): void };
+  readonly sendErrors: { inc(): void };
+}
+
+export interface Collector {
+  readonly ready: boolean;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface CollectorWiring<C extends CollectorSettings, S extends { subject: string }, M> {
+  readonly service: string;
+  readonly loadConfig: () => C;
+  readonly schema: SchemaName;
+  readonly metrics: (registry: Registry, bufferSize: () => number) => M & PublisherMetrics;
+  readonly collector: (
+    config: C,
+    kubeConfig: KubeConfig,
+    publisher: SamplePublisher<S>,
+    metrics: M & PublisherMetrics,
+    logger: Logger,
+  ) => Collector;
+}
+
+/**
+ * A collector's `main`: configuration (failing fast, naming the variable), logger, metrics, the sample
+ * publisher on the collector's topic, the ops server (ready when the collector has synced and Kafka is
+ * connected), then the collector itself; SIGTERM closes them in reverse order.
+ */
+export async function runCollector<C extends CollectorSettings, S extends { subject: string }, M>(
+  wiring: CollectorWiring<C, S, M>,
+): Promise<void> {
+  let config: C;
+  try {
+    config = wiring.loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) exitOnStartupError(undefined, error);
+    throw error;
+  }
+  const logger = createLogger(wiring.service, config.logLevel);
+  try {
+    const shutdown = new Shutdown(logger);
+    shutdown.installSignalHandlers();
+    const registry = createMetricsRegistry(wiring.service);
+    let bufferSize = () => 0;
+    const metrics = wiring.metrics(registry, () => bufferSize());
+    const publisher = new SamplePublisher<S>({
+      kafka: createKafka(config, wiring.service, logger),
+      serde: new TopicSerde<S>(createSchemaRegistry(config), config, config.topic, wiring.schema),
+      logger,
+      maxBuffered: config.maxBufferedSamples,
+      onSent: (count) => metrics.samplesPublished.inc(count),
+      onDropped: (count) => metrics.samplesDropped.inc(count),
+      onSendError: () => metrics.sendErrors.inc(),
+    });
+    bufferSize = () => publisher.buffered;
+    const collector = wiring.collector(config, createKubeConfig(config), publisher, metrics, logger);
+
+    const ops = buildOpsServer({
+      logger,
+      metrics: registry,
+      readiness: { kubernetes: () => collector.ready, kafka: () => publisher.ready },
+    });
+    await startOpsServer(ops, config.opsPort, config.opsHost);
+    shutdown.register('ops server', () => ops.close());
+    shutdown.register('publisher', () => publisher.close());
+
+    await publisher.start();
+    await collector.start();
+    shutdown.register('collector', () => collector.stop());
+    logger.info(
+      { topic: config.topic, samplingIntervalMs: config.samplingIntervalMs, clusterId: config.clusterId },
+      'collector ready',
+    );
+  } catch (error) {
+    exitOnStartupError(logger, error);
+  }
+}
