@@ -1,6 +1,6 @@
 import type { BandwidthSample, PodAllocationSample } from '@gpu-meter/kit';
-import { fromBandwidth, fromPodAllocation, validate, type Sample } from './samples.js';
-import { emptyOutput, Task, type CommitEntry, type TaskSettings } from './task.js';
+import { fromBandwidth, fromPodAllocation, invalidReason, type Sample } from './samples.js';
+import { emptyOutput, Task, type CommitEntry, type TaskRecord, type TaskSettings } from './task.js';
 
 /**
  * The synchronous heart of the service, in the manner of Kafka Streams' TopologyTestDriver: records and
@@ -86,16 +86,7 @@ export class AggregatorDriver {
     const task = this.require(partition);
     const out = emptyOutput();
     for (const record of records) {
-      const index = this.inputIndex(record.topic);
-      const sample = this.toSample(record.decoded);
-      task.process(
-        index,
-        'sample' in sample
-          ? { kind: 'sample', offset: record.offset, sample: sample.sample }
-          : { kind: 'invalid', offset: record.offset, code: sample.code, reason: sample.reason },
-        nowMs,
-        out,
-      );
+      task.process(this.inputIndex(record.topic), this.toTaskRecord(record), nowMs, out);
     }
     task.closeWindows(nowMs, out);
     return this.step(task, out);
@@ -117,18 +108,21 @@ export class AggregatorDriver {
     this.tasks.get(partition)?.markConsumed(this.inputIndex(topic), next);
   }
 
-  private toSample(decoded: Decoded): { sample: Sample } | { code: string; reason: string } {
-    if (decoded.kind === 'poison') return { code: decoded.code, reason: decoded.reason };
+  /** Decoded record → what the task takes: a valid sample, or the reason it is dead-lettered. */
+  private toTaskRecord({ decoded, offset }: DriverRecord): TaskRecord {
+    if (decoded.kind === 'poison')
+      return { kind: 'invalid', offset, code: decoded.code, reason: decoded.reason };
     let sample: Sample;
     try {
       sample = decoded.kind === 'pod' ? fromPodAllocation(decoded.value) : fromBandwidth(decoded.value);
     } catch (error) {
-      return { code: 'GPUM_VALIDATION_FAILED', reason: `malformed sample: ${(error as Error).message}` };
+      const reason = `malformed sample: ${(error as Error).message}`;
+      return { kind: 'invalid', offset, code: 'GPUM_VALIDATION_FAILED', reason };
     }
-    const checked = validate(sample, this.settings.maxSampleSpanMs);
-    return checked.ok
-      ? { sample: checked.sample }
-      : { code: 'GPUM_VALIDATION_FAILED', reason: checked.reason };
+    const reason = invalidReason(sample, this.settings.maxSampleSpanMs);
+    return reason === undefined
+      ? { kind: 'sample', offset, sample }
+      : { kind: 'invalid', offset, code: 'GPUM_VALIDATION_FAILED', reason };
   }
 
   private step(task: Task, out: ReturnType<typeof emptyOutput>): Step {

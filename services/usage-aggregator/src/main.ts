@@ -4,6 +4,7 @@ import {
   createLogger,
   createMetricsRegistry,
   createSchemaRegistry,
+  errorMessage,
   exitOnStartupError,
   Shutdown,
   startOpsServer,
@@ -15,6 +16,7 @@ import {
 } from '@gpu-meter/kit';
 import { loadConfig } from './config.js';
 import { createAggregatorMetrics } from './metrics.js';
+import { RemoteDriver } from './remote-driver.js';
 import { AggregatorService } from './service.js';
 import { prepareTopics } from './startup.js';
 
@@ -38,24 +40,54 @@ async function main(): Promise<void> {
     const partitions = await prepareTopics(admin, config, log);
 
     const schemaRegistry = createSchemaRegistry(config);
-    const serdes = {
-      pod: new TopicSerde<PodAllocationSample>(
+    const serdes = [
+      new TopicSerde<PodAllocationSample>(
         schemaRegistry,
         config,
         config.podAllocationsTopic,
         'podAllocationSample',
       ),
-      bandwidth: new TopicSerde<BandwidthSample>(
+      new TopicSerde<BandwidthSample>(
         schemaRegistry,
         config,
         config.bandwidthSamplesTopic,
         'bandwidthSample',
       ),
-      usage: new TopicSerde<UsageEvent>(schemaRegistry, config, config.usageEventsTopic, 'usageEvent'),
-    };
-    for (const serde of Object.values(serdes)) await serde.register();
+    ];
+    const usageSerde = new TopicSerde<UsageEvent>(
+      schemaRegistry,
+      config,
+      config.usageEventsTopic,
+      'usageEvent',
+    );
+    for (const serde of [...serdes, usageSerde]) await serde.register();
 
-    const service = new AggregatorService(config, kafka, admin, serdes, log, metrics);
+    const driver = new RemoteDriver(
+      {
+        settings: {
+          podAllocationsTopic: config.podAllocationsTopic,
+          bandwidthSamplesTopic: config.bandwidthSamplesTopic,
+          windowMs: config.windowMs,
+          graceMs: config.graceMs,
+          idleAdvanceMs: config.idleAdvanceMs,
+          latePolicy: config.latePolicy,
+          dedupeRetentionMs: config.dedupeRetentionMs,
+          maxSampleSpanMs: config.maxSampleSpanMs,
+        },
+        registry: {
+          schemaRegistryUrl: config.schemaRegistryUrl,
+          schemaRegistryUsername: config.schemaRegistryUsername,
+          schemaRegistryPassword: config.schemaRegistryPassword,
+        },
+      },
+      (error) => {
+        // The tasks' state died with the worker; a restart restores it from the committed offsets.
+        log.fatal({ err: errorMessage(error) }, 'driver worker failed; exiting');
+        process.exit(1);
+      },
+    );
+    shutdown.register('driver worker', () => driver.close());
+    const service = new AggregatorService(config, kafka, admin, driver, usageSerde, log, metrics);
     const ops = buildOpsServer({ logger: log, metrics: registry, readiness: { kafka: () => service.ready } });
     const address = await startOpsServer(ops, config.opsPort, config.opsHost);
     shutdown.register('ops server', () => ops.close());

@@ -78,32 +78,33 @@ function dimsOf(s: PodAllocationSample | BandwidthSample): GroupDims {
  */
 export const MAX_LEVEL = 1e18;
 
-/** Everything a decoded sample must satisfy before it may change a bill; the reason goes to the dead letter. */
-function fail(reason: string): Validated {
-  return { ok: false, reason };
-}
-
-export function validate(sample: Sample, maxSampleSpanMs: number): Validated {
-  if (typeof sample.id !== 'string' || sample.id.trim() === '') return fail('missing sample id');
-  if (typeof sample.dims.subject !== 'string' || sample.dims.subject.trim() === '')
-    return fail('missing subject');
-  // Unrolled (no arrays per sample: this runs for every record).
+/**
+ * Everything a decoded sample must satisfy before it may change a bill: undefined when it does, else the
+ * reason (for the dead letter). No object per sample: this runs for every record.
+ */
+export function invalidReason(sample: Sample, maxSampleSpanMs: number): string | undefined {
+  if (typeof sample.id !== 'string' || sample.id.trim() === '') return 'missing sample id';
+  if (typeof sample.dims.subject !== 'string' || sample.dims.subject.trim() === '') return 'missing subject';
   if (!Number.isSafeInteger(sample.observedAtMs))
-    return fail(`observedAtMs ${sample.observedAtMs} is not a safe integer`);
+    return `observedAtMs ${sample.observedAtMs} is not a safe integer`;
   if (!Number.isSafeInteger(sample.spanStartMs))
-    return fail(`spanStartMs ${sample.spanStartMs} is not a safe integer`);
-  if (!Number.isSafeInteger(sample.spanEndMs))
-    return fail(`spanEndMs ${sample.spanEndMs} is not a safe integer`);
+    return `spanStartMs ${sample.spanStartMs} is not a safe integer`;
+  if (!Number.isSafeInteger(sample.spanEndMs)) return `spanEndMs ${sample.spanEndMs} is not a safe integer`;
   if (sample.spanEndMs <= sample.spanStartMs)
-    return fail(`spanEndMs ${sample.spanEndMs} <= spanStartMs ${sample.spanStartMs}`);
+    return `spanEndMs ${sample.spanEndMs} <= spanStartMs ${sample.spanStartMs}`;
   const span = sample.spanEndMs - sample.spanStartMs;
-  if (span > maxSampleSpanMs) return fail(`span of ${span} ms exceeds MAX_SAMPLE_SPAN_MS ${maxSampleSpanMs}`);
+  if (span > maxSampleSpanMs) return `span of ${span} ms exceeds MAX_SAMPLE_SPAN_MS ${maxSampleSpanMs}`;
   const levels = sample.levels;
   for (const name in levels) {
     const level = levels[name as keyof typeof levels]!;
-    if (!Number.isFinite(level)) return fail(`${name} level ${level} is not finite`);
-    if (level < 0) return fail(`${name} level ${level} is negative`);
-    if (level > MAX_LEVEL) return fail(`${name} level ${level} is implausibly large (> ${MAX_LEVEL})`);
+    if (!Number.isFinite(level)) return `${name} level ${level} is not finite`;
+    if (level < 0) return `${name} level ${level} is negative`;
+    if (level > MAX_LEVEL) return `${name} level ${level} is implausibly large (> ${MAX_LEVEL})`;
   }
-  return { ok: true, sample };
+  return undefined;
+}
+
+export function validate(sample: Sample, maxSampleSpanMs: number): Validated {
+  const reason = invalidReason(sample, maxSampleSpanMs);
+  return reason === undefined ? { ok: true, sample } : { ok: false, reason };
 }

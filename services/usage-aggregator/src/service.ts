@@ -1,30 +1,22 @@
-import {
-  errorMessage,
-  type BandwidthSample,
-  type Logger,
-  type PodAllocationSample,
-  type TopicSerde,
-  type UsageEvent,
-} from '@gpu-meter/kit';
+import { errorMessage, type Logger, type TopicSerde, type UsageEvent } from '@gpu-meter/kit';
 import type { Admin, Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import { coPartitionedAssigner } from './assigner.js';
 import type { AggregatorConfig } from './config.js';
-import { decodeSample, decodeSampleKnown } from './decode.js';
-import { AggregatorDriver, type Committed, type DriverRecord, type Step } from './driver.js';
+import { packValues } from './batch-transfer.js';
+import type { Committed, Step } from './driver.js';
+import type { DriverReply, TaskGauges } from './driver-protocol.js';
 import type { AggregatorMetrics } from './metrics.js';
 import { Outbox } from './outbox.js';
-
-export interface Serdes {
-  pod: TopicSerde<PodAllocationSample>;
-  bandwidth: TopicSerde<BandwidthSample>;
-  usage: TopicSerde<UsageEvent>;
-}
+import type { RemoteDriver } from './remote-driver.js';
 
 /**
  * Past this many uncommitted records a task waits for its transaction in flight before taking more: it
  * bounds what a failed commit makes the task redo, and the memory of the outbox.
  */
 const MAX_UNCOMMITTED_RECORDS = 50_000;
+
+/** Batches handed to the driver worker and not yet answered: enough to keep both threads busy. */
+const MAX_BATCHES_IN_WORKER = 4;
 
 /**
  * One task's way out: its transactional producer, what it decided since the last transaction began, and
@@ -41,15 +33,25 @@ interface Lane {
 
 /**
  * The Kafka shell around the driver: one consumer (read_committed, no auto-commit) on both raw topics,
- * one transactional producer per task. Batches, ticks and rebalances run one at a time (`exclusive`);
- * a task's transaction commits in the background while its next batches are processed into a new outbox,
- * and the next transaction starts only when the previous one has committed. Everything that is decided
- * lives in the driver; this file only moves bytes.
+ * one transactional producer per task. Three things overlap: this thread fetches, the driver worker
+ * decodes and aggregates earlier batches, and each task's previous transaction commits. Batches, ticks and
+ * rebalances are handed over one at a time (`exclusive`); a task's answers go to its outbox in order, and
+ * its next transaction starts only when the previous one has committed. Everything that is decided lives
+ * in the driver (see driver.ts); this file only moves bytes.
  */
 export class AggregatorService {
-  private readonly driver: AggregatorDriver;
+  private readonly topics: [string, string];
   private readonly lanes = new Map<number, Lane>();
-  /** Partitions of the current assignment (a task whose commit failed is owned but not in the driver). */
+  /**
+   * Tasks the worker holds, by partition, with the generation of their last restore: an answer that
+   * arrives after its task was dropped or restored again belongs to a dead generation and is ignored.
+   */
+  private readonly tasks = new Map<number, number>();
+  private generation = 0;
+  private readonly gauges = new Map<number, TaskGauges>();
+  /** Batches in the worker, answered or not; see MAX_BATCHES_IN_WORKER. */
+  private readonly inWorker = new Set<Promise<void>>();
+  /** Partitions of the current assignment (a task whose commit failed is owned but not in `tasks`). */
   private owned: number[] = [];
   private consumer: Consumer | undefined;
   private ticker: NodeJS.Timeout | undefined;
@@ -61,11 +63,12 @@ export class AggregatorService {
     private readonly config: AggregatorConfig,
     private readonly kafka: Kafka,
     private readonly admin: Admin,
-    private readonly serdes: Serdes,
+    private readonly driver: RemoteDriver,
+    private readonly usageSerde: TopicSerde<UsageEvent>,
     private readonly logger: Logger,
     private readonly metrics: AggregatorMetrics,
   ) {
-    this.driver = new AggregatorDriver(config);
+    this.topics = [config.podAllocationsTopic, config.bandwidthSamplesTopic];
   }
 
   /** Batches, ticks and rebalances run one at a time: a task's state is never touched by two at once. */
@@ -128,6 +131,7 @@ export class AggregatorService {
     this.stopped = true;
     if (this.ticker) clearInterval(this.ticker);
     await this.exclusive(async () => {
+      await Promise.all(this.inWorker);
       for (const p of [...this.lanes.keys()]) await this.flush(p).catch(() => undefined);
     });
     await this.consumer?.disconnect();
@@ -141,10 +145,13 @@ export class AggregatorService {
   private async reassign(partitions: number[]): Promise<void> {
     // What was decided but not committed is redone by whoever owns the task now; a transaction already in
     // flight must end before anyone (this instance included) reads the committed offsets.
+    const dropped = [...this.tasks.keys()];
+    this.tasks.clear();
     for (const lane of this.lanes.values()) lane.outbox = new Outbox();
     await Promise.all([...this.lanes.values()].map((lane) => lane.committing));
     this.owned = partitions;
-    for (const p of this.driver.assigned()) this.driver.revoke(p);
+    for (const p of dropped) await this.driver.call({ op: 'revoke', partition: p });
+    this.gauges.clear();
     for (const [p, lane] of this.lanes) {
       if (!partitions.includes(p)) {
         await lane.producer.disconnect().catch(() => undefined);
@@ -176,7 +183,7 @@ export class AggregatorService {
     // InitProducerId fences the previous owner and waits until its last transaction (or our own previous
     // one, after an error) has completed, so the offsets read next are the final committed ones.
     await (await lane.producer.transaction()).abort();
-    const topics = this.driver.topics;
+    const topics = this.topics;
     const fetched = await this.admin.fetchOffsets({ groupId: config.consumerGroupId, topics: [...topics] });
     const committed = topics.map((topic): Committed => {
       const entry = fetched.find((t) => t.topic === topic)?.partitions.find((q) => q.partition === p);
@@ -192,8 +199,10 @@ export class AggregatorService {
       }
       seekTo.push(offset);
     }
+    const assigned = await this.driver.call({ op: 'assign', partition: p, committed, nowMs: Date.now() });
     // No I/O after this point: the task state and the consumer positions change together.
-    this.driver.assign(p, committed, Date.now());
+    this.tasks.set(p, ++this.generation);
+    if (assigned.gauges) this.gauges.set(p, assigned.gauges);
     lane.outbox = new Outbox();
     lane.latestCommits = '';
     topics.forEach((topic, index) =>
@@ -205,29 +214,41 @@ export class AggregatorService {
   private async onBatch({ batch, isStale, resolveOffset, heartbeat }: EachBatchPayload): Promise<void> {
     if (this.stopped) return;
     const p = batch.partition;
-    if (!this.driver.has(p)) await this.initTask(p);
+    if (!this.tasks.has(p)) await this.initTask(p);
     if (isStale()) return; // a seek (restore) happened after this batch was fetched
-    const kind = batch.topic === this.config.podAllocationsTopic ? 'pod' : 'bandwidth';
-    const serde = kind === 'pod' ? this.serdes.pod : this.serdes.bandwidth;
+    const generation = this.tasks.get(p);
     const messages = batch.messages;
-    const records: DriverRecord[] = new Array<DriverRecord>(messages.length);
-    for (let i = 0; i < messages.length; i++) {
-      const message = messages[i]!;
-      // Synchronous for known schema ids: no await (and no promise) per record on the hot path.
-      const decoded =
-        decodeSampleKnown(kind, serde, message.value) ?? (await decodeSample(kind, serde, message.value));
-      records[i] = { topic: batch.topic, partition: p, offset: Number(message.offset), decoded };
-    }
-    // A failed commit may have dropped the task while a decode awaited the registry: leave the batch
-    // unresolved, so it is fetched again once the task is restored.
-    if (!this.driver.has(p) || isStale()) return;
-    const now = Date.now();
-    this.driver.observeEnd(batch.topic, p, Number(batch.highWatermark));
-    const step = this.driver.process(p, records, now);
-    this.driver.markConsumed(batch.topic, p, Number(batch.lastOffset()) + 1);
-    this.enqueue(p, step, messages, messages.length);
+    const values = packValues(messages.map((m) => m.value));
+    const offsets = Float64Array.from(messages, (m) => Number(m.offset));
+    const answered = this.driver.call(
+      {
+        op: 'process',
+        partition: p,
+        topic: batch.topic,
+        values,
+        offsets,
+        highWatermark: Number(batch.highWatermark),
+        nextOffset: Number(batch.lastOffset()) + 1,
+        nowMs: Date.now(),
+      },
+      [values.bytes, offsets.buffer],
+    );
+    // The batch is the worker's now; if its answer is an error, the task is restored and the batch fetched
+    // again from the committed offsets.
     resolveOffset(batch.lastOffset());
-    this.observe(p, step);
+    const applied = answered.then(
+      (reply) => {
+        if (this.tasks.get(p) !== generation) return;
+        this.enqueue(p, reply.step!, messages, messages.length);
+        this.observe(p, reply);
+      },
+      (error: unknown) => {
+        if (this.tasks.get(p) === generation) this.fail(p, error);
+      },
+    );
+    this.inWorker.add(applied);
+    void applied.finally(() => this.inWorker.delete(applied));
+    if (this.inWorker.size >= MAX_BATCHES_IN_WORKER) await Promise.race(this.inWorker);
     const lane = this.lanes.get(p);
     if (lane?.committing && lane.outbox.records >= MAX_UNCOMMITTED_RECORDS) await lane.committing;
     await heartbeat();
@@ -236,20 +257,27 @@ export class AggregatorService {
   private async onTick(): Promise<void> {
     if (this.stopped) return;
     // A task whose commit failed and whose restore failed too (e.g. broker down) is retried here.
-    for (const p of this.owned) if (!this.driver.has(p)) await this.initTask(p);
-    if (this.driver.assigned().length === 0) return;
-    for (const topic of this.driver.topics) {
-      for (const end of await this.admin.fetchTopicOffsets(topic)) {
-        this.driver.observeEnd(topic, end.partition, Number(end.high));
-      }
+    for (const p of this.owned) if (!this.tasks.has(p)) await this.initTask(p);
+    if (this.tasks.size === 0) return;
+    const ends: Array<{ topic: string; partition: number; end: number }> = [];
+    for (const topic of this.topics) {
+      for (const end of await this.admin.fetchTopicOffsets(topic))
+        ends.push({ topic, partition: end.partition, end: Number(end.high) });
     }
-    for (const p of this.driver.assigned()) {
-      const step = this.driver.tick(p, Date.now());
+    for (const [p, generation] of [...this.tasks]) {
+      const reply = await this.driver.call({
+        op: 'tick',
+        partition: p,
+        nowMs: Date.now(),
+        ends: ends.filter((e) => e.partition === p),
+      });
+      if (this.tasks.get(p) !== generation) continue;
+      const step = reply.step!;
       const lane = this.lanes.get(p);
       const unchanged = step.commits.length === 0 || lane?.latestCommits === JSON.stringify(step.commits);
       if (step.events.length === 0 && unchanged) continue;
       this.enqueue(p, step, [], 0);
-      this.observe(p, step);
+      this.observe(p, reply);
     }
   }
 
@@ -275,7 +303,7 @@ export class AggregatorService {
       try {
         await this.transact(lane, outbox);
       } catch (error) {
-        this.fail(p, lane, error);
+        if (this.lanes.get(p) === lane) this.fail(p, error);
         return;
       }
     }
@@ -295,7 +323,7 @@ export class AggregatorService {
   /** One transaction: dead letters, late records, usage events, then the offsets with their metadata. */
   private async transact(lane: Lane, outbox: Outbox): Promise<void> {
     const { config } = this;
-    const events = outbox.events.map((e) => ({ key: e.subject, value: this.serdes.usage.encode(e) }));
+    const events = outbox.events.map((e) => ({ key: e.subject, value: this.usageSerde.encode(e) }));
     const transaction = await lane.producer.transaction();
     try {
       if (outbox.deadLetters.length > 0)
@@ -343,20 +371,22 @@ export class AggregatorService {
   }
 
   /**
-   * A failed transaction leaves the task's memory ahead of Kafka: drop the task and its lane at once (so
-   * no later batch builds on them), then rebuild it from the committed offsets when its turn comes.
+   * A failed transaction (or a batch the worker could not take) leaves the task's memory ahead of Kafka:
+   * drop the task and its lane at once, so no later answer or batch builds on them, then rebuild the task
+   * from the committed offsets when its turn comes.
    */
-  private fail(p: number, lane: Lane, error: unknown): void {
-    this.logger.warn(
-      { task: p, err: error, message: errorMessage(error) },
-      'transaction failed; restoring task',
-    );
-    if (this.lanes.get(p) !== lane) return;
-    this.driver.revoke(p);
-    this.lanes.delete(p);
-    void lane.producer.disconnect().catch(() => undefined);
+  private fail(p: number, error: unknown): void {
+    this.logger.warn({ task: p, err: error, message: errorMessage(error) }, 'task failed; restoring it');
+    this.tasks.delete(p);
+    this.gauges.delete(p);
+    void this.driver.call({ op: 'revoke', partition: p }).catch(() => undefined);
+    const lane = this.lanes.get(p);
+    if (lane) {
+      this.lanes.delete(p);
+      void lane.producer.disconnect().catch(() => undefined);
+    }
     void this.exclusive(async () => {
-      if (this.stopped || this.driver.has(p) || !this.owned.includes(p)) return;
+      if (this.stopped || this.tasks.has(p) || !this.owned.includes(p)) return;
       await this.initTask(p);
     }).catch((restoreError) =>
       this.logger.warn(
@@ -366,27 +396,22 @@ export class AggregatorService {
     );
   }
 
-  private observe(p: number, step: Step): void {
+  private observe(p: number, reply: DriverReply): void {
     const m = this.metrics;
-    m.dedupeHits.inc(step.dedupeHits);
-    m.replayed.inc(step.replayed);
+    if (reply.step) {
+      m.dedupeHits.inc(reply.step.dedupeHits);
+      m.replayed.inc(reply.step.replayed);
+    }
+    if (!reply.gauges) return;
+    this.gauges.set(p, reply.gauges);
+    for (const { topic, lag } of reply.gauges.lag) m.consumerLag.set({ topic, partition: String(p) }, lag);
     let windows = 0;
     let groups = 0;
     let ids = 0;
-    for (const q of this.driver.assigned()) {
-      const task = this.driver.task(q)!;
-      windows += task.openWindows;
-      groups += task.openGroups;
-      ids += task.dedupeSize;
-      if (q === p) {
-        for (const input of task.inputs) {
-          if (input.end !== null && input.position !== null)
-            m.consumerLag.set(
-              { topic: input.topic, partition: String(p) },
-              Math.max(0, input.end - input.position),
-            );
-        }
-      }
+    for (const g of this.gauges.values()) {
+      windows += g.openWindows;
+      groups += g.openGroups;
+      ids += g.dedupeIds;
     }
     m.openWindows.set(windows);
     m.openGroups.set(groups);

@@ -1,0 +1,45 @@
+import type { RegistrySettings } from '@gpu-meter/kit';
+import type { PackedValues } from './batch-transfer.js';
+import type { Committed, DriverSettings, Step } from './driver.js';
+
+/**
+ * Messages between the Kafka shell (main thread) and the driver worker. The worker owns every task's state
+ * and answers requests strictly in the order they were sent, so the shell can keep several batches in
+ * flight and still apply the answers in order.
+ */
+export interface WorkerSetup {
+  readonly settings: DriverSettings;
+  readonly registry: RegistrySettings;
+}
+
+export type DriverRequest =
+  | { op: 'assign'; partition: number; committed: [Committed, Committed]; nowMs: number }
+  | { op: 'revoke'; partition: number }
+  | {
+      op: 'process';
+      partition: number;
+      topic: string;
+      values: PackedValues;
+      offsets: Float64Array;
+      highWatermark: number;
+      /** Offset after the batch (records and transaction markers): the input's position once processed. */
+      nextOffset: number;
+      nowMs: number;
+    }
+  | { op: 'tick'; partition: number; nowMs: number; ends: Array<{ topic: string; end: number }> };
+
+/** A task's gauges after a request, for the shell's metrics. */
+export interface TaskGauges {
+  readonly openWindows: number;
+  readonly openGroups: number;
+  readonly dedupeIds: number;
+  readonly lag: ReadonlyArray<{ topic: string; lag: number }>;
+}
+
+export interface DriverReply {
+  readonly step?: Step;
+  readonly gauges?: TaskGauges;
+}
+
+export type WorkerMessage =
+  { id: number; ok: true; reply: DriverReply } | { id: number; ok: false; error: string };

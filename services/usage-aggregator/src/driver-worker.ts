@@ -1,0 +1,114 @@
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import {
+  createSchemaRegistry,
+  errorMessage,
+  TopicSerde,
+  type BandwidthSample,
+  type PodAllocationSample,
+} from '@gpu-meter/kit';
+import { unpackValues } from './batch-transfer.js';
+import { decodeSample, decodeSampleKnown } from './decode.js';
+import { AggregatorDriver, type DriverRecord } from './driver.js';
+import type {
+  DriverReply,
+  DriverRequest,
+  TaskGauges,
+  WorkerMessage,
+  WorkerSetup,
+} from './driver-protocol.js';
+
+/**
+ * The driver's side of the worker: decodes each batch and runs it through the driver, on its own thread,
+ * so decoding and aggregation overlap with the main thread's fetching and committing. Requests are
+ * handled one at a time, in order (a decode may await the registry for a new writer schema).
+ */
+export class DriverHost {
+  private readonly driver: AggregatorDriver;
+  private readonly pod: TopicSerde<PodAllocationSample>;
+  private readonly bandwidth: TopicSerde<BandwidthSample>;
+
+  constructor(setup: WorkerSetup) {
+    this.driver = new AggregatorDriver(setup.settings);
+    const registry = createSchemaRegistry(setup.registry);
+    // Decoding needs no registered id: each writer schema id is fetched once, at its first record.
+    this.pod = new TopicSerde(
+      registry,
+      setup.registry,
+      setup.settings.podAllocationsTopic,
+      'podAllocationSample',
+    );
+    this.bandwidth = new TopicSerde(
+      registry,
+      setup.registry,
+      setup.settings.bandwidthSamplesTopic,
+      'bandwidthSample',
+    );
+  }
+
+  async handle(request: DriverRequest): Promise<DriverReply> {
+    const { driver } = this;
+    switch (request.op) {
+      case 'assign':
+        driver.assign(request.partition, request.committed, request.nowMs);
+        return { gauges: this.gauges(request.partition) };
+      case 'revoke':
+        driver.revoke(request.partition);
+        return {};
+      case 'tick': {
+        for (const { topic, end } of request.ends) driver.observeEnd(topic, request.partition, end);
+        const step = driver.tick(request.partition, request.nowMs);
+        return { step, gauges: this.gauges(request.partition) };
+      }
+      case 'process': {
+        const { partition, topic } = request;
+        const kind = topic === driver.settings.podAllocationsTopic ? 'pod' : 'bandwidth';
+        const serde = kind === 'pod' ? this.pod : this.bandwidth;
+        const values = unpackValues(request.values);
+        const records = new Array<DriverRecord>(values.length);
+        for (let i = 0; i < values.length; i++) {
+          const value = values[i]!;
+          // Synchronous for known schema ids: no await (and no promise) per record on the hot path.
+          const decoded = decodeSampleKnown(kind, serde, value) ?? (await decodeSample(kind, serde, value));
+          records[i] = { topic, partition, offset: request.offsets[i]!, decoded };
+        }
+        driver.observeEnd(topic, partition, request.highWatermark);
+        const step = driver.process(partition, records, request.nowMs);
+        driver.markConsumed(topic, partition, request.nextOffset);
+        return { step, gauges: this.gauges(partition) };
+      }
+    }
+  }
+
+  private gauges(partition: number): TaskGauges | undefined {
+    const task = this.driver.task(partition);
+    if (!task) return undefined;
+    return {
+      openWindows: task.openWindows,
+      openGroups: task.openGroups,
+      dedupeIds: task.dedupeSize,
+      lag: task.inputs
+        .filter((input) => input.end !== null && input.position !== null)
+        .map((input) => ({ topic: input.topic, lag: Math.max(0, input.end! - input.position!) })),
+    };
+  }
+}
+
+/** Worker entry: one host, requests answered strictly in arrival order. */
+function serve(): void {
+  const port = parentPort!;
+  const host = new DriverHost((workerData as { setup: WorkerSetup }).setup);
+  let queue: Promise<void> = Promise.resolve();
+  port.on('message', ({ id, request }: { id: number; request: DriverRequest }) => {
+    queue = queue.then(async () => {
+      let message: WorkerMessage;
+      try {
+        message = { id, ok: true, reply: await host.handle(request) };
+      } catch (error) {
+        message = { id, ok: false, error: errorMessage(error) };
+      }
+      port.postMessage(message);
+    });
+  });
+}
+
+if (!isMainThread && parentPort && (workerData as { setup?: WorkerSetup } | null)?.setup) serve();
