@@ -18,3 +18,4 @@ export * from './batch-consumer.js';
 export * from './buffered-sender.js';
 export * from './grid-ticker.js';
 export * from './sample-publisher.js';
+export * from './usage-sink-main.js';

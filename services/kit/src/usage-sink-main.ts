@@ -1,0 +1,145 @@
+import type { Message } from 'kafkajs';
+import type { Registry } from 'prom-client';
+import type { BatchItem } from './batch-accumulator.js';
+import { BatchConsumer } from './batch-consumer.js';
+import type { ConfigOf } from './config.js';
+import type { opsConfigSpec, registryConfigSpec, usageEventsConsumerConfigSpec } from './common-config.js';
+import { deadLetterMessage } from './dead-letter.js';
+import { ConfigError } from './errors.js';
+import { createKafka, ensureTopics, type KafkaSettings } from './kafka.js';
+import { createLogger, type Logger } from './logger.js';
+import { buildOpsServer, createMetricsRegistry, startOpsServer, type ReadinessCheck } from './ops-server.js';
+import type { UsageEvent } from './schemas.js';
+import { createSchemaRegistry, TopicSerde } from './serde.js';
+import { exitOnStartupError, Shutdown } from './shutdown.js';
+
+/** What every usage-events sink's configuration has (the shared consumer spec, Kafka, registry, ops). */
+export type UsageSinkSettings = KafkaSettings &
+  ConfigOf<typeof registryConfigSpec> &
+  ConfigOf<typeof opsConfigSpec> &
+  ConfigOf<ReturnType<typeof usageEventsConsumerConfigSpec>> & {
+    readonly batchMaxWaitMs: number;
+    readonly retryInitialMs: number;
+    readonly retryMaxMs: number;
+  };
+
+/** What a sink sets up for itself, given its configuration, logger, shutdown and metrics registry. */
+export interface UsageSinkContext<C> {
+  readonly config: C;
+  readonly logger: Logger;
+  readonly shutdown: Shutdown;
+  readonly metrics: Registry;
+  /** Writes dead letters to the sink's dead-letter topic (e.g. events the destination rejected). */
+  readonly sendDeadLetters: (messages: Message[]) => Promise<void>;
+}
+
+/** The parts that make one sink differ from another. */
+export interface UsageSink<T> {
+  readonly maxBatch: number;
+  /** Event → what `flush` writes; throws PoisonRecordError for an event that can never be written. */
+  map(event: UsageEvent): T;
+  /** Writes a batch; throws to have the whole batch retried. Must be idempotent. */
+  flush(items: ReadonlyArray<BatchItem<T>>): Promise<void>;
+  onFlushed?(items: number, ms: number): void;
+  onRetry?(stage: 'decode' | 'dead-letter' | 'flush', error: unknown): void;
+  /** An undecodable or unmappable event went to the dead-letter topic. */
+  onDeadLettered?(): void;
+  readonly readiness?: Record<string, ReadinessCheck>;
+  /** Extra fields of the "started" log line (where the sink writes). */
+  readonly describe?: Record<string, unknown>;
+}
+
+/**
+ * A usage-events sink's `main`: configuration (failing fast, naming the variable), logger, signals, the
+ * sink's own set-up, the dead-letter topic (created before the first poison record: a send to a missing
+ * topic would be retried forever and stall the partition) and its producer, the batch consumer
+ * (at least once into an idempotent sink), and the ops server; SIGTERM closes them in reverse order.
+ */
+export function runUsageEventsSink<C extends UsageSinkSettings, T>(options: {
+  readonly service: string;
+  readonly loadConfig: () => C;
+  readonly setup: (context: UsageSinkContext<C>) => Promise<UsageSink<T>>;
+}): void {
+  const { service } = options;
+  let config: C;
+  try {
+    config = options.loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) exitOnStartupError(undefined, error);
+    throw error;
+  }
+  const logger = createLogger(service, config.logLevel);
+  const shutdown = new Shutdown(logger);
+  shutdown.installSignalHandlers();
+
+  async function run(): Promise<void> {
+    const metrics = createMetricsRegistry(service);
+    const kafka = createKafka(config, service, logger);
+    const admin = kafka.admin();
+    await admin.connect();
+    await ensureTopics(admin, [
+      {
+        topic: config.deadLetterTopic,
+        partitions: 1,
+        replicationFactor: config.topicReplicationFactor,
+        retentionMs: 28 * 24 * 3600 * 1000,
+      },
+    ]);
+    await admin.disconnect();
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    shutdown.register('dead-letter producer', () => producer.disconnect());
+    const sendDeadLetters = async (messages: Message[]) => {
+      await producer.send({ topic: config.deadLetterTopic, messages });
+    };
+
+    const sink = await options.setup({ config, logger, shutdown, metrics, sendDeadLetters });
+    const serde = new TopicSerde<UsageEvent>(
+      createSchemaRegistry(config),
+      config,
+      config.usageEventsTopic,
+      'usageEvent',
+    );
+    const consumer = new BatchConsumer<T>({
+      kafka,
+      groupId: config.consumerGroup,
+      topics: [config.usageEventsTopic],
+      logger,
+      maxRows: sink.maxBatch,
+      maxWaitMs: config.batchMaxWaitMs,
+      backoff: { initialMs: config.retryInitialMs, maxMs: config.retryMaxMs },
+      sessionTimeoutMs: config.sessionTimeoutMs,
+      decode: async (source) =>
+        sink.map(serde.decodeKnown(source.value) ?? (await serde.decode(source.value))),
+      deadLetter: async (source, error) => {
+        await sendDeadLetters([
+          deadLetterMessage(source, { code: error.code, message: error.message, service }),
+        ]);
+        sink.onDeadLettered?.();
+      },
+      flush: (items) => sink.flush(items),
+      ...(sink.onFlushed ? { onFlushed: sink.onFlushed } : {}),
+      ...(sink.onRetry ? { onRetry: sink.onRetry } : {}),
+    });
+
+    const ops = buildOpsServer({
+      logger,
+      metrics,
+      readiness: { kafka: () => consumer.ready, ...sink.readiness },
+    });
+    await startOpsServer(ops, config.opsPort, config.opsHost);
+    shutdown.register('ops server', () => ops.close());
+
+    await consumer.start(config.fromBeginning, (error) => {
+      logger.fatal({ err: error }, 'consumer crashed');
+      void shutdown.run().finally(() => process.exit(1));
+    });
+    shutdown.register('consumer', () => consumer.close());
+    logger.info(
+      { topic: config.usageEventsTopic, group: config.consumerGroup, ...sink.describe },
+      `${service} started`,
+    );
+  }
+
+  run().catch((error: unknown) => exitOnStartupError(logger, error));
+}
