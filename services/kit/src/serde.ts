@@ -54,6 +54,14 @@ export async function setBackwardCompatibility(settings: RegistrySettings, subje
   }
 }
 
+export interface TopicSerdeOptions {
+  /**
+   * Decode only these fields (a projection of the local schema): the others are skipped in the bytes, never
+   * turned into strings or objects. For a hot consumer that needs a few fields of a wide record.
+   */
+  readonly readFields?: readonly string[];
+}
+
 /**
  * Encodes and decodes one topic's values. `register` puts the local schema under the topic's subject and
  * keeps its id; `encode` is then pure and synchronous. `decode` accepts any schema id the registry knows,
@@ -61,6 +69,7 @@ export async function setBackwardCompatibility(settings: RegistrySettings, subje
  */
 export class TopicSerde<T> {
   private schemaId: number | undefined;
+  private readonly localType: avro.Type;
   private readonly readerType: avro.Type;
   private readonly resolvers = new Map<number, avro.Resolver | null>();
 
@@ -69,8 +78,10 @@ export class TopicSerde<T> {
     private readonly settings: RegistrySettings,
     readonly topic: string,
     readonly schemaName: SchemaName,
+    options: TopicSerdeOptions = {},
   ) {
-    this.readerType = avroType(schemaName);
+    this.localType = avroType(schemaName);
+    this.readerType = options.readFields ? projection(this.localType, options.readFields) : this.localType;
   }
 
   get subject(): string {
@@ -84,7 +95,7 @@ export class TopicSerde<T> {
       { subject: this.subject, compatibility: 'BACKWARD' as never },
     );
     this.schemaId = id;
-    this.resolvers.set(id, null);
+    this.resolvers.set(id, this.resolverFor(this.localType));
     return id;
   }
 
@@ -96,7 +107,7 @@ export class TopicSerde<T> {
   }
 
   encode(value: T): Buffer {
-    const body = this.readerType.toBuffer(value);
+    const body = this.localType.toBuffer(value);
     const message = Buffer.allocUnsafe(HEADER_BYTES + body.length);
     message.writeUInt8(MAGIC_BYTE, 0);
     message.writeUInt32BE(this.registeredId, 1);
@@ -169,7 +180,7 @@ export class TopicSerde<T> {
     }
     let resolver: avro.Resolver | null;
     try {
-      resolver = writerType.equals(this.readerType) ? null : this.readerType.createResolver(writerType);
+      resolver = this.resolverFor(writerType);
     } catch (error) {
       throw new PoisonRecordError(
         'DECODE_FAILED',
@@ -180,6 +191,19 @@ export class TopicSerde<T> {
     this.resolvers.set(schemaId, resolver);
     return resolver;
   }
+
+  private resolverFor(writerType: avro.Type): avro.Resolver | null {
+    return writerType.equals(this.readerType) ? null : this.readerType.createResolver(writerType);
+  }
+}
+
+/** The record schema with only `fields` (same name, so any version of the full schema resolves to it). */
+function projection(type: avro.Type, fields: readonly string[]): avro.Type {
+  const schema = type.schema() as avro.schema.RecordType;
+  const known = new Set(schema.fields.map((f) => f.name));
+  const unknown = fields.filter((name) => !known.has(name));
+  if (unknown.length > 0) throw new Error(`not fields of ${schema.name}: ${unknown.join(', ')}`);
+  return avro.Type.forSchema({ ...schema, fields: schema.fields.filter((f) => fields.includes(f.name)) });
 }
 
 /**

@@ -1,12 +1,8 @@
-import {
-  PoisonRecordError,
-  type BandwidthSample,
-  type PodAllocationSample,
-  type TopicSerde,
-} from '@gpu-meter/kit';
+import { PoisonRecordError, type TopicSerde } from '@gpu-meter/kit';
 import type { Decoded } from './driver.js';
+import type { BandwidthFields, PodAllocationFields } from './samples.js';
 
-type SampleSerde = TopicSerde<PodAllocationSample> | TopicSerde<BandwidthSample>;
+type SampleSerde = TopicSerde<PodAllocationFields> | TopicSerde<BandwidthFields>;
 
 /**
  * Bytes → driver input. Poison (bad magic byte, unknown schema id, undecodable body) becomes a `poison`
@@ -39,7 +35,7 @@ export function decodeSampleKnown(
 
 async function decodeWith(
   kind: 'pod' | 'bandwidth',
-  decode: () => Promise<PodAllocationSample | BandwidthSample>,
+  decode: () => Promise<PodAllocationFields | BandwidthFields>,
 ): Promise<Decoded> {
   try {
     return wrap(kind, await decode());
@@ -48,10 +44,10 @@ async function decodeWith(
   }
 }
 
-function wrap(kind: 'pod' | 'bandwidth', decoded: PodAllocationSample | BandwidthSample): Decoded {
+function wrap(kind: 'pod' | 'bandwidth', decoded: PodAllocationFields | BandwidthFields): Decoded {
   return kind === 'pod'
-    ? { kind: 'pod', value: decoded as PodAllocationSample }
-    : { kind: 'bandwidth', value: decoded as BandwidthSample };
+    ? { kind: 'pod', value: decoded as PodAllocationFields }
+    : { kind: 'bandwidth', value: decoded as BandwidthFields };
 }
 
 function poison(error: unknown): Decoded {

@@ -1,11 +1,5 @@
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import {
-  createSchemaRegistry,
-  errorMessage,
-  TopicSerde,
-  type BandwidthSample,
-  type PodAllocationSample,
-} from '@gpu-meter/kit';
+import { createSchemaRegistry, errorMessage, TopicSerde } from '@gpu-meter/kit';
 import { unpackValues } from './batch-transfer.js';
 import { decodeSample, decodeSampleKnown } from './decode.js';
 import { AggregatorDriver, type DriverRecord } from './driver.js';
@@ -16,6 +10,12 @@ import type {
   WorkerMessage,
   WorkerSetup,
 } from './driver-protocol.js';
+import {
+  BANDWIDTH_FIELDS,
+  POD_ALLOCATION_FIELDS,
+  type BandwidthFields,
+  type PodAllocationFields,
+} from './samples.js';
 
 /**
  * The driver's side of the worker: decodes each batch and runs it through the driver, on its own thread,
@@ -24,8 +24,8 @@ import type {
  */
 export class DriverHost {
   private readonly driver: AggregatorDriver;
-  private readonly pod: TopicSerde<PodAllocationSample>;
-  private readonly bandwidth: TopicSerde<BandwidthSample>;
+  private readonly pod: TopicSerde<PodAllocationFields>;
+  private readonly bandwidth: TopicSerde<BandwidthFields>;
 
   constructor(setup: WorkerSetup) {
     this.driver = new AggregatorDriver(setup.settings);
@@ -36,12 +36,14 @@ export class DriverHost {
       setup.registry,
       setup.settings.podAllocationsTopic,
       'podAllocationSample',
+      { readFields: POD_ALLOCATION_FIELDS },
     );
     this.bandwidth = new TopicSerde(
       registry,
       setup.registry,
       setup.settings.bandwidthSamplesTopic,
       'bandwidthSample',
+      { readFields: BANDWIDTH_FIELDS },
     );
   }
 

@@ -1,5 +1,11 @@
-import type { BandwidthSample, PodAllocationSample } from '@gpu-meter/kit';
-import { fromBandwidth, fromPodAllocation, invalidReason, type Sample } from './samples.js';
+import {
+  fromBandwidth,
+  fromPodAllocation,
+  invalidReason,
+  type BandwidthFields,
+  type PodAllocationFields,
+  type Sample,
+} from './samples.js';
 import { emptyOutput, Task, type CommitEntry, type TaskRecord, type TaskSettings } from './task.js';
 
 /**
@@ -14,8 +20,8 @@ export interface DriverSettings extends TaskSettings {
 }
 
 export type Decoded =
-  | { kind: 'pod'; value: PodAllocationSample }
-  | { kind: 'bandwidth'; value: BandwidthSample }
+  | { kind: 'pod'; value: PodAllocationFields }
+  | { kind: 'bandwidth'; value: BandwidthFields }
   | { kind: 'poison'; code: string; reason: string };
 
 export interface DriverRecord {

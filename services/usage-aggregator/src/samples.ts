@@ -25,7 +25,43 @@ export interface GroupDims {
 
 export type Validated = { ok: true; sample: Sample } | { ok: false; reason: string };
 
-export function fromPodAllocation(s: PodAllocationSample): Sample {
+const COMMON_FIELDS = [
+  'id',
+  'observedAtMs',
+  'spanStartMs',
+  'spanEndMs',
+  'subject',
+  'clusterId',
+  'project',
+  'department',
+  'workloadType',
+  'gpuType',
+] as const;
+
+/**
+ * The fields aggregation reads: the aggregator decodes only these (TopicSerde `readFields`), skipping the
+ * rest of each record (pod names, uids, users, ...) instead of building strings it would throw away.
+ */
+export const POD_ALLOCATION_FIELDS = [
+  ...COMMON_FIELDS,
+  'gpus',
+  'gpuMemoryBytes',
+  'cpuCores',
+  'memoryBytes',
+] as const;
+export const BANDWIDTH_FIELDS = [
+  ...COMMON_FIELDS,
+  'nvlinkTxBytesPerSecond',
+  'nvlinkRxBytesPerSecond',
+  'pcieTxBytesPerSecond',
+  'pcieRxBytesPerSecond',
+  'fbUsedBytes',
+] as const;
+
+export type PodAllocationFields = Pick<PodAllocationSample, (typeof POD_ALLOCATION_FIELDS)[number]>;
+export type BandwidthFields = Pick<BandwidthSample, (typeof BANDWIDTH_FIELDS)[number]>;
+
+export function fromPodAllocation(s: PodAllocationFields): Sample {
   return {
     kind: 'pod',
     id: s.id,
@@ -42,7 +78,7 @@ export function fromPodAllocation(s: PodAllocationSample): Sample {
   };
 }
 
-export function fromBandwidth(s: BandwidthSample): Sample {
+export function fromBandwidth(s: BandwidthFields): Sample {
   return {
     kind: 'bandwidth',
     id: s.id,
@@ -60,7 +96,7 @@ export function fromBandwidth(s: BandwidthSample): Sample {
   };
 }
 
-function dimsOf(s: PodAllocationSample | BandwidthSample): GroupDims {
+function dimsOf(s: PodAllocationFields | BandwidthFields): GroupDims {
   return {
     subject: s.subject,
     clusterId: s.clusterId,
