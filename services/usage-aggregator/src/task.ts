@@ -152,7 +152,8 @@ export class Task {
     // Dedupe first, so a duplicate of a counted sample never turns into a late record or a correction.
     // Liveness depends only on this input's own watermark (never on when windows closed), so the decision
     // is the same in every run and in every replay.
-    if (this.live(this.dedupe.get(sample.id), wmBefore)) {
+    const known = this.dedupe.get(sample.id);
+    if (this.live(known, wmBefore)) {
       out.dedupeHits += 1;
       return;
     }
@@ -164,9 +165,9 @@ export class Task {
       wmBefore,
     };
     if (this.live(seen, wmBefore)) {
-      // Delete first so the map's iteration order stays offset order per input (a dead entry for the same
-      // id would otherwise keep its old place): commitPoint relies on it.
-      this.dedupe.delete(sample.id);
+      // Delete a dead entry for the same id first, so the map's iteration order stays offset order per
+      // input (the old entry would otherwise keep its place): commitPoint relies on it.
+      if (known !== undefined) this.dedupe.delete(sample.id);
       this.dedupe.set(sample.id, seen);
     }
     const closed = this.closed;
