@@ -292,30 +292,41 @@ export class AggregatorService {
     if (!lane) throw new Error(`no producer for task ${p}`);
     lane.outbox.add(step, batch, records);
     if (step.commits.length > 0) lane.latestCommits = JSON.stringify(step.commits);
-    lane.committing ??= this.commitLoop(p, lane).finally(() => (lane.committing = undefined));
+    this.startCommitting(p, lane);
   }
 
-  /** Commits the lane's outbox, again and again while steps keep arriving; a failure drops the task. */
-  private async commitLoop(p: number, lane: Lane): Promise<void> {
-    while (!lane.outbox.empty && this.lanes.get(p) === lane) {
-      const outbox = lane.outbox;
-      lane.outbox = new Outbox();
+  /**
+   * Unless a transaction is already in flight for the lane, commits its outbox, again and again while steps
+   * keep arriving; a failure drops the task. `committing` is cleared in the same synchronous run that
+   * finds the outbox empty, so a step enqueued after that always starts a new loop.
+   */
+  private startCommitting(p: number, lane: Lane): void {
+    // The guard also makes the loop below reach an await before its `finally` can run, so `committing`
+    // is never left holding a finished loop.
+    if (lane.committing || lane.outbox.empty || this.lanes.get(p) !== lane) return;
+    lane.committing = (async () => {
       try {
-        await this.transact(lane, outbox);
-      } catch (error) {
-        if (this.lanes.get(p) === lane) this.fail(p, error);
-        return;
+        while (!lane.outbox.empty && this.lanes.get(p) === lane) {
+          const outbox = lane.outbox;
+          lane.outbox = new Outbox();
+          try {
+            await this.transact(lane, outbox);
+          } catch (error) {
+            if (this.lanes.get(p) === lane) this.fail(p, error);
+            return;
+          }
+        }
+      } finally {
+        lane.committing = undefined;
       }
-    }
+    })();
   }
 
-  /** Waits for the task's transaction in flight, then commits what is left in its outbox. */
+  /** Commits everything in the task's outbox: waits until no transaction is in flight and nothing is left. */
   private async flush(p: number): Promise<void> {
     const lane = this.lanes.get(p);
-    if (!lane) return;
-    await lane.committing;
-    if (!lane.outbox.empty && this.lanes.get(p) === lane) {
-      lane.committing = this.commitLoop(p, lane).finally(() => (lane.committing = undefined));
+    while (lane && this.lanes.get(p) === lane && (lane.committing || !lane.outbox.empty)) {
+      this.startCommitting(p, lane);
       await lane.committing;
     }
   }
