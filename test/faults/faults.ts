@@ -1,8 +1,10 @@
 /**
- * `npm run faults [-- --scenario F --kills-per-service N --outage-ms N]`: the long fault suite, outside the
- * default test run. Each trial plays the scenario through the whole pipeline while injecting one kind of
- * fault, then compares ground truth, usage topic, ClickHouse and OpenMeter totals (the fault-free result is
- * the ground truth, which the fault-free `verify` run matches). Prints every trial and the differences found.
+ * `npm run faults [-- --scenario F --kills-per-service N --outage-ms N --only word]`: the long fault suite,
+ * outside the default test run. Each trial plays the scenario through the whole pipeline while injecting one
+ * kind of fault, then compares ground truth, usage topic, ClickHouse and OpenMeter totals (the fault-free
+ * result is the ground truth, which the fault-free `verify` run matches). Then the service-level fault tests
+ * that restart shared services (the `*.faults.ts` files under services/<name>/test/faults, run by vitest).
+ * Prints every trial and the differences found.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -212,6 +214,19 @@ for (const [name, inject] of trials) {
   say(`  faults injected: ${result.faults}, differences: ${result.differences}`);
   if (result.differences > 0) say(result.table);
 }
+// Service-level fault tests that restart shared services (vitest files under services/*/test/faults).
+if (!only || only.some((word) => 'aggregator broker restart mid-backlog'.includes(word))) {
+  say('trial: aggregator broker restart mid-backlog (services/usage-aggregator/test/faults)');
+  const child = spawn('npx', ['vitest', 'run', '-c', 'test/faults/vitest.config.ts'], {
+    cwd: REPO_ROOT,
+    stdio: 'inherit',
+  });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  const differences = code === 0 ? 0 : 1;
+  results.push({ name: 'aggregator broker restart mid-backlog', faults: 1, differences, table: '' });
+  say(`  faults injected: 1, differences: ${differences}`);
+}
+
 const total = results.reduce((sum, r) => sum + r.differences, 0);
 say(
   `\nfaults: ${results.length} trials, ${results.reduce((s, r) => s + r.faults, 0)} faults injected, ${total} differences (seed ${args.seed})`,

@@ -8,9 +8,10 @@ import {
   type UsageEvent,
 } from '@gpu-meter/kit';
 import { Partitioners, type Admin } from 'kafkajs';
-import { onTestFinished } from 'vitest';
+import { expect, onTestFinished } from 'vitest';
 // The ProvidedContext augmentation (stackEnv) lives with the global setup.
 import type {} from '../../../test/support/global-setup.js';
+import { startService } from '../../../test/support/processes.js';
 import { readTopic, stackEnv, testKafka, uniqueName } from '../../../test/support/kafka.js';
 import { bw, pod } from './harness.js';
 
@@ -239,4 +240,31 @@ export async function readEvents(topics: Topics, count: number, timeoutMs = 60_0
 
 export function byId(events: readonly UsageEvent[]): Map<string, UsageEvent> {
   return new Map(events.map((e) => [e.id, e]));
+}
+
+/**
+ * The verdict of every fault test: a fault-free aggregator over the same inputs (fresh outputs) must match
+ * the expected totals, and the faulty run's events must be exactly its events — same ids, same values,
+ * nothing twice.
+ */
+export async function expectSameAsFaultFree(
+  admin: Admin,
+  topics: Topics,
+  faulty: readonly UsageEvent[],
+  expected: ReturnType<typeof expectedTotals>,
+  timing: Record<string, string>,
+): Promise<void> {
+  const plainTopics = withOutputs(topics, 'agg-plain');
+  await createOutputs(admin, plainTopics);
+  const plain = startService('usage-aggregator', aggregatorEnv(plainTopics, timing));
+  await plain.waitForLog(/aggregator ready/);
+  const plainEvents = await readEvents(plainTopics, expected.size, 120_000);
+  expect(expectTotals(plainEvents, expected)).toEqual([]);
+  expect(byId(faulty).size).toBe(faulty.length); // nothing twice
+  const plainById = byId(plainEvents);
+  const differing = faulty
+    .filter((e) => JSON.stringify(e) !== JSON.stringify(plainById.get(e.id)))
+    .map((e) => `${e.subject}@${e.windowStartMs}: ${e.sampleCount} vs ${plainById.get(e.id)?.sampleCount}`);
+  expect(differing).toEqual([]);
+  expect(byId(faulty)).toEqual(plainById); // same ids, same values
 }
