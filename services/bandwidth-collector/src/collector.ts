@@ -1,14 +1,13 @@
-import type { KubeConfig, V1Node, V1Pod } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import {
   GridTicker,
-  PodStore,
   SamplePublisher,
   errorMessage,
   type Attribution,
   type BandwidthSample,
   type Logger,
 } from '@gpu-meter/kit';
-import { nodeInformer, podInformer, type ResilientInformer } from '@gpu-meter/kit/kubernetes';
+import { ClusterCache } from '@gpu-meter/kit/kubernetes';
 import { PodIndex, attributeDevice, candidateHolders } from './attribution.js';
 import type { Config } from './config.js';
 import { parseDcgm, type DeviceReading, type PodRef } from './dcgm.js';
@@ -20,16 +19,12 @@ import { parseSelector, scrapeTargets } from './targets.js';
  * the scraper, the attribution and the publisher. Decisions live in attribution.ts and dcgm.ts.
  */
 export class BandwidthCollector {
-  private readonly store = new PodStore();
-  private readonly nodes = new Map<string, V1Node>();
-  private readonly pods: ResilientInformer<V1Pod>;
-  private readonly nodeWatch: ResilientInformer<V1Node>;
+  private readonly cluster: ClusterCache;
   private readonly ticker: GridTicker;
   private readonly attribution: Attribution;
   private readonly selector: ReturnType<typeof parseSelector>;
   /** The pod each device was mapped to at the previous scrape: a pod ending mid-interval is named only there. */
   private readonly previouslyNamed = new Map<string, PodRef | undefined>();
-  private synced = false;
 
   constructor(
     private readonly config: Config,
@@ -45,27 +40,10 @@ export class BandwidthCollector {
       fallbackSubject: config.fallbackSubject,
     };
     this.selector = parseSelector(config.dcgmPodSelector);
-    const hooks = {
-      onList: (kind: string) => metrics.lists.inc({ kind }),
-      onError: (kind: string) => metrics.watchErrors.inc({ kind }),
-    };
-    this.pods = podInformer(
-      kc,
-      {
-        add: (pod) => this.store.upsert(pod),
-        update: (pod) => this.store.upsert(pod),
-        delete: (pod) => this.store.remove(pod, Date.now()),
-      },
-      logger,
-      hooks,
-    );
-    const setNode = (node: V1Node) => void this.nodes.set(node.metadata?.name ?? '', node);
-    this.nodeWatch = nodeInformer(
-      kc,
-      { add: setNode, update: setNode, delete: (node) => void this.nodes.delete(node.metadata?.name ?? '') },
-      logger,
-      hooks,
-    );
+    this.cluster = new ClusterCache(kc, logger, {
+      onList: (kind) => metrics.lists.inc({ kind }),
+      onError: (kind) => metrics.watchErrors.inc({ kind }),
+    });
     this.ticker = new GridTicker(
       config.samplingIntervalMs,
       config.sampleDelayMs,
@@ -75,13 +53,11 @@ export class BandwidthCollector {
   }
 
   get ready(): boolean {
-    return this.synced;
+    return this.cluster.synced;
   }
 
   async start(): Promise<void> {
-    await Promise.all([this.nodeWatch.start(), this.pods.start()]);
-    await Promise.all([this.nodeWatch.synced, this.pods.synced]);
-    this.synced = true;
+    await this.cluster.start();
     this.ticker.start();
   }
 
@@ -91,7 +67,7 @@ export class BandwidthCollector {
       this.logger.error({ t, skipped }, 'grid points missed (process stalled); their traffic is not billed');
       this.previouslyNamed.clear();
     }
-    const tracked = this.store.all();
+    const tracked = this.cluster.pods.all();
     const targets = scrapeTargets(
       this.config.staticEndpoints,
       this.config.dcgmDiscovery
@@ -105,7 +81,7 @@ export class BandwidthCollector {
     const samples: BandwidthSample[] = [];
     for (const reading of readings) {
       const named = [this.previouslyNamed.get(reading.key), reading.pod];
-      const holders = candidateHolders(named, index, this.nodes, this.attribution);
+      const holders = candidateHolders(named, index, this.cluster.nodes, this.attribution);
       samples.push(
         ...attributeDevice(reading, holders, t, {
           clusterId: this.config.clusterId,
@@ -118,7 +94,7 @@ export class BandwidthCollector {
     this.metrics.unallocatedSamples.inc(samples.filter((s) => s.podUid === '').length);
     this.metrics.unattributedSamples.inc(samples.filter((s) => s.podUid !== '' && s.project === '').length);
     this.publisher.publish(samples);
-    this.store.prune(t - 2 * this.config.samplingIntervalMs);
+    this.cluster.pods.prune(t - 2 * this.config.samplingIntervalMs);
     this.logger.debug(
       { t, targets: targets.length, devices: readings.length, samples: samples.length },
       'grid point sampled',
@@ -145,6 +121,6 @@ export class BandwidthCollector {
 
   async stop(): Promise<void> {
     await this.ticker.stop();
-    await Promise.all([this.pods.stop(), this.nodeWatch.stop()]);
+    await this.cluster.stop();
   }
 }

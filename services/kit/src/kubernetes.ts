@@ -11,6 +11,7 @@ import type { ConfigOf } from './config.js';
 import { errorMessage } from './errors.js';
 import type { kubernetesConfigSpec } from './common-config.js';
 import type { Logger } from './logger.js';
+import { PodStore } from './runai/pod-store.js';
 
 /**
  * Kubernetes I/O shared by the collectors, kept out of the kit's main entry (import from
@@ -151,4 +152,52 @@ export function nodeInformer(
     logger,
     hooks,
   );
+}
+
+/**
+ * What both collectors watch: every pod (kept in a PodStore, so a pod that ended is still known for the
+ * interval it ended in) and every node (for GPU types), each through a resilient informer.
+ */
+export class ClusterCache {
+  readonly pods = new PodStore();
+  readonly nodes = new Map<string, V1Node>();
+  private readonly podWatch: ResilientInformer<V1Pod>;
+  private readonly nodeWatch: ResilientInformer<V1Node>;
+  private listed = false;
+
+  constructor(kc: KubeConfig, logger: Logger, hooks: InformerHooks = {}) {
+    this.podWatch = podInformer(
+      kc,
+      {
+        add: (pod) => this.pods.upsert(pod),
+        update: (pod) => this.pods.upsert(pod),
+        delete: (pod) => this.pods.remove(pod, Date.now()),
+      },
+      logger,
+      hooks,
+    );
+    const setNode = (node: V1Node) => void this.nodes.set(node.metadata?.name ?? '', node);
+    this.nodeWatch = nodeInformer(
+      kc,
+      { add: setNode, update: setNode, delete: (node) => void this.nodes.delete(node.metadata?.name ?? '') },
+      logger,
+      hooks,
+    );
+  }
+
+  /** True once both first lists have arrived. */
+  get synced(): boolean {
+    return this.listed;
+  }
+
+  /** Starts both watches and resolves once both have listed everything. */
+  async start(): Promise<void> {
+    await Promise.all([this.nodeWatch.start(), this.podWatch.start()]);
+    await Promise.all([this.nodeWatch.synced, this.podWatch.synced]);
+    this.listed = true;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([this.podWatch.stop(), this.nodeWatch.stop()]);
+  }
 }

@@ -1,13 +1,11 @@
-import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import {
   GridTicker,
-  PodStore,
   SamplePublisher,
   gridFloor,
   type Logger,
   type PodAllocationSample,
 } from '@gpu-meter/kit';
-import { nodeInformer, podInformer, type ResilientInformer } from '@gpu-meter/kit/kubernetes';
+import { ClusterCache } from '@gpu-meter/kit/kubernetes';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Config } from './config.js';
 import type { CollectorMetrics } from './metrics.js';
@@ -18,14 +16,10 @@ import { AllocationPlanner } from './planner.js';
  * AllocationPlanner; this only moves data between them.
  */
 export class RunaiCollector {
-  private readonly store = new PodStore();
-  private readonly nodes = new Map<string, V1Node>();
+  private readonly cluster: ClusterCache;
   private readonly planner: AllocationPlanner;
-  private readonly pods: ResilientInformer<V1Pod>;
-  private readonly nodeWatch: ResilientInformer<V1Node>;
   private readonly ticker: GridTicker;
   private readonly warnedUnattributed = new Set<string>();
-  private synced = false;
 
   constructor(
     private readonly config: Config,
@@ -40,27 +34,10 @@ export class RunaiCollector {
       projectCustomers: config.projectCustomers,
       fallbackSubject: config.fallbackSubject,
     });
-    const hooks = {
-      onList: (kind: string) => metrics.lists.inc({ kind }),
-      onError: (kind: string) => metrics.watchErrors.inc({ kind }),
-    };
-    this.pods = podInformer(
-      kc,
-      {
-        add: (pod) => this.store.upsert(pod),
-        update: (pod) => this.store.upsert(pod),
-        delete: (pod) => this.store.remove(pod, Date.now()),
-      },
-      logger,
-      hooks,
-    );
-    const setNode = (node: V1Node) => void this.nodes.set(node.metadata?.name ?? '', node);
-    this.nodeWatch = nodeInformer(
-      kc,
-      { add: setNode, update: setNode, delete: (node) => void this.nodes.delete(node.metadata?.name ?? '') },
-      logger,
-      hooks,
-    );
+    this.cluster = new ClusterCache(kc, logger, {
+      onList: (kind) => metrics.lists.inc({ kind }),
+      onError: (kind) => metrics.watchErrors.inc({ kind }),
+    });
     this.ticker = new GridTicker(
       config.samplingIntervalMs,
       config.sampleDelayMs,
@@ -70,21 +47,19 @@ export class RunaiCollector {
   }
 
   get ready(): boolean {
-    return this.synced;
+    return this.cluster.synced;
   }
 
   /** Lists pods and nodes, backfills up to the latest due grid point, then samples on every grid point. */
   async start(): Promise<void> {
-    await Promise.all([this.nodeWatch.start(), this.pods.start()]);
-    await Promise.all([this.nodeWatch.synced, this.pods.synced]);
-    this.synced = true;
+    await this.cluster.start();
     const latestDue = gridFloor(Date.now() - this.config.sampleDelayMs, this.config.samplingIntervalMs);
     await this.tick(latestDue);
     this.ticker.start(latestDue);
   }
 
   private async tick(T: number): Promise<void> {
-    const plan = this.planner.plan(this.store.all(), this.nodes, T);
+    const plan = this.planner.plan(this.cluster.pods.all(), this.cluster.nodes, T);
     this.metrics.samplesProduced.inc(plan.samples.length);
     this.metrics.samplesBackfilled.inc(plan.backfilled);
     for (const pod of plan.unattributed) {
@@ -100,8 +75,8 @@ export class RunaiCollector {
     }
     this.publisher.publish(plan.samples);
     // Deleted pods are kept until no future grid point can overlap them.
-    this.store.prune(T - this.config.samplingIntervalMs);
-    const size = this.store.size;
+    this.cluster.pods.prune(T - this.config.samplingIntervalMs);
+    const size = this.cluster.pods.size;
     this.metrics.trackedPods.set(size.live + size.departed);
     this.logger.debug(
       { t: T, samples: plan.samples.length, backfilled: plan.backfilled },
@@ -111,6 +86,6 @@ export class RunaiCollector {
 
   async stop(): Promise<void> {
     await this.ticker.stop();
-    await Promise.all([this.pods.stop(), this.nodeWatch.stop()]);
+    await this.cluster.stop();
   }
 }
