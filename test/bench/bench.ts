@@ -18,8 +18,14 @@ import {
 import { FakeOpenMeter } from '../support/fake-openmeter.js';
 import { ServiceProcess } from '../support/processes.js';
 import { ENDPOINT_KEYS, endpointsFromEnvironment } from '../support/stack-env.js';
-import { bandwidthFixture, usageEventFixture } from '../support/fixtures.js';
-import { benchSamples, percentile } from './samples.js';
+import { usageEventFixture } from '../support/fixtures.js';
+import {
+  aggregatorBacklog,
+  benchAggregatorEnv,
+  benchSamples,
+  percentile,
+  type BenchTopics,
+} from './samples.js';
 import { measureMemory } from './memory.js';
 
 const { values: args } = parseArgs({
@@ -91,63 +97,32 @@ async function prepareSamples(tag: string, count: number, partitions: number) {
     usage: `bench.usage.${run}.${tag}`,
   };
   await createTopics(Object.values(topics), partitions);
-  const serde = new TopicSerde<PodAllocationSample>(
-    schemaRegistry,
-    registrySettings,
-    topics.pod,
-    'podAllocationSample',
-  );
-  await serde.register();
-  const startMs = Math.floor((Date.now() - 24 * 3600_000) / 60_000) * 60_000;
-  const messages = [...benchSamples({ count, pods: 2000, subjects: 200, intervalMs: 15_000, startMs })].map(
-    (sample) => ({
-      key: sample.subject,
-      value: serde.encode(sample),
-    }),
-  );
-  const closerTime = startMs + 23 * 3600_000;
-  const [template] = benchSamples({
-    count: 1,
-    pods: 1,
-    subjects: 1,
-    intervalMs: 15_000,
-    startMs: closerTime,
-  });
-  for (let partition = 0; partition < partitions; partition += 1) {
-    messages.push({
-      key: 'bench-closer',
-      partition,
-      value: serde.encode({ ...template!, id: `closer-${partition}`, subject: 'bench-closer' }),
-    } as never);
-  }
-  // The bandwidth input gets its closers too: an input that never had a record holds stream time back for
-  // IDLE_ADVANCE_MS after assignment (it may be about to deliver), which would time the idle wait instead.
-  const bandwidthSerde = new TopicSerde<BandwidthSample>(
-    schemaRegistry,
-    registrySettings,
-    topics.bandwidth,
-    'bandwidthSample',
-  );
-  await bandwidthSerde.register();
-  const bandwidthMessages = Array.from({ length: partitions }, (_, partition) => ({
-    key: 'bench-closer',
-    partition,
-    value: bandwidthSerde.encode(
-      bandwidthFixture({
-        id: `bw-closer-${partition}`,
-        subject: 'bench-closer',
-        observedAtMs: closerTime,
-        spanStartMs: closerTime - 15_000,
-        spanEndMs: closerTime,
-      }),
+  const serdes = {
+    pod: new TopicSerde<PodAllocationSample>(
+      schemaRegistry,
+      registrySettings,
+      topics.pod,
+      'podAllocationSample',
     ),
-  }));
+    bandwidth: new TopicSerde<BandwidthSample>(
+      schemaRegistry,
+      registrySettings,
+      topics.bandwidth,
+      'bandwidthSample',
+    ),
+  };
+  for (const serde of Object.values(serdes)) await serde.register();
+  const backlog = aggregatorBacklog(
+    { pod: (s) => serdes.pod.encode(s), bandwidth: (s) => serdes.bandwidth.encode(s) },
+    count,
+    partitions,
+  );
   const produce = async () => {
-    await sendAll(producer, topics.pod, messages);
-    await sendAll(producer, topics.bandwidth, bandwidthMessages);
+    await sendAll(producer, topics.pod, backlog.pod);
+    await sendAll(producer, topics.bandwidth, backlog.bandwidth);
     return admin.fetchTopicOffsets(topics.pod);
   };
-  return { topics, produce, total: messages.length };
+  return { topics, produce, total: backlog.pod.length };
 }
 
 async function preloadSamples(tag: string, count: number, partitions: number) {
@@ -183,23 +158,8 @@ async function baseline(
   return total / ((last - first) / 1000);
 }
 
-function aggregatorEnv(
-  topics: { pod: string; bandwidth: string; usage: string },
-  group: string,
-): Record<string, string> {
-  return {
-    ...stackEnv,
-    LOG_LEVEL: 'info',
-    OPS_PORT: '0',
-    POD_ALLOCATIONS_TOPIC: topics.pod,
-    BANDWIDTH_SAMPLES_TOPIC: topics.bandwidth,
-    USAGE_EVENTS_TOPIC: topics.usage,
-    LATE_SAMPLES_TOPIC: `${topics.usage}.late`,
-    DEAD_LETTERS_TOPIC: `${topics.usage}.dlq`,
-    CONSUMER_GROUP_ID: group,
-    TRANSACTIONAL_ID_PREFIX: group,
-    TOPIC_PARTITIONS: String(P),
-  };
+function aggregatorEnv(topics: BenchTopics, group: string): Record<string, string> {
+  return benchAggregatorEnv(stackEnv, topics, group, P);
 }
 
 /** Starts `instances` aggregators and times them from ready until every partition's commit reaches the end. */

@@ -1,4 +1,5 @@
-import { deterministicId, type PodAllocationSample } from '@gpu-meter/kit';
+import { deterministicId, type BandwidthSample, type PodAllocationSample } from '@gpu-meter/kit';
+import { bandwidthFixture } from '../support/fixtures.js';
 
 /**
  * Synthetic pod allocation samples for benchmarks: `pods` pods of `subjects` subjects, one sample per pod per
@@ -46,4 +47,78 @@ export function* benchSamples(options: {
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+export interface BenchTopics {
+  readonly pod: string;
+  readonly bandwidth: string;
+  readonly usage: string;
+}
+
+type Keyed = { key: string; value: Buffer; partition?: number };
+
+/**
+ * The aggregator's benchmark backlog: `count` pod samples a day in the past, then, on every partition of
+ * both inputs, one sample 23 h later that closes every window. The bandwidth input gets its closers too: an
+ * input that never had a record holds stream time back for IDLE_ADVANCE_MS after assignment (it may be about
+ * to deliver), which would time the idle wait instead of the work.
+ */
+export function aggregatorBacklog(
+  encode: { pod: (s: PodAllocationSample) => Buffer; bandwidth: (s: BandwidthSample) => Buffer },
+  count: number,
+  partitions: number,
+): { pod: Keyed[]; bandwidth: Keyed[] } {
+  const startMs = Math.floor((Date.now() - 24 * 3600_000) / 60_000) * 60_000;
+  const pod: Keyed[] = [
+    ...benchSamples({ count, pods: 2000, subjects: 200, intervalMs: 15_000, startMs }),
+  ].map((sample) => ({ key: sample.subject, value: encode.pod(sample) }));
+  const closerTime = startMs + 23 * 3600_000;
+  const [template] = benchSamples({
+    count: 1,
+    pods: 1,
+    subjects: 1,
+    intervalMs: 15_000,
+    startMs: closerTime,
+  });
+  const bandwidth: Keyed[] = [];
+  for (let partition = 0; partition < partitions; partition += 1) {
+    const key = 'bench-closer';
+    pod.push({
+      key,
+      partition,
+      value: encode.pod({ ...template!, id: `closer-${partition}`, subject: key }),
+    });
+    const closer = bandwidthFixture({
+      id: `bw-closer-${partition}`,
+      subject: key,
+      observedAtMs: closerTime,
+      spanStartMs: closerTime - 15_000,
+      spanEndMs: closerTime,
+    });
+    bandwidth.push({ key, partition, value: encode.bandwidth(closer) });
+  }
+  return { pod, bandwidth };
+}
+
+/** The environment of a benchmarked aggregator on `topics` (late and dead-letter topics derived). */
+export function benchAggregatorEnv(
+  stackEnv: Record<string, string>,
+  topics: BenchTopics,
+  group: string,
+  partitions: number,
+  logLevel = 'info',
+): Record<string, string> {
+  return {
+    ...stackEnv,
+    LOG_LEVEL: logLevel,
+    OPS_PORT: '0',
+    POD_ALLOCATIONS_TOPIC: topics.pod,
+    BANDWIDTH_SAMPLES_TOPIC: topics.bandwidth,
+    USAGE_EVENTS_TOPIC: topics.usage,
+    LATE_SAMPLES_TOPIC: `${topics.usage}.late`,
+    DEAD_LETTERS_TOPIC: `${topics.usage}.dlq`,
+    CONSUMER_GROUP_ID: group,
+    TRANSACTIONAL_ID_PREFIX: group,
+    TOPIC_PARTITIONS: String(partitions),
+  };
 }
