@@ -23,8 +23,6 @@ export interface GroupDims {
   readonly gpuType: string;
 }
 
-export type Validated = { ok: true; sample: Sample } | { ok: false; reason: string };
-
 const COMMON_FIELDS = [
   'id',
   'observedAtMs',
@@ -138,9 +136,4 @@ export function invalidReason(sample: Sample, maxSampleSpanMs: number): string |
     if (level > MAX_LEVEL) return `${name} level ${level} is implausibly large (> ${MAX_LEVEL})`;
   }
   return undefined;
-}
-
-export function validate(sample: Sample, maxSampleSpanMs: number): Validated {
-  const reason = invalidReason(sample, maxSampleSpanMs);
-  return reason === undefined ? { ok: true, sample } : { ok: false, reason };
 }

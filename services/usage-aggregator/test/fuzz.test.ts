@@ -21,11 +21,11 @@ import {
 } from '../../../test/support/fuzz.js';
 import { decodeSample } from '../src/decode.js';
 import { AggregatorDriver, type Decoded } from '../src/driver.js';
-import { fromBandwidth, fromPodAllocation, validate } from '../src/samples.js';
+import { fromBandwidth, fromPodAllocation, invalidReason } from '../src/samples.js';
 import { baseSettings, BW, POD } from './harness.js';
 
 /**
- * Raw samples as the aggregator meets them: bytes → decodeSample → driver (fromX + validate → task). Bytes
+ * Raw samples as the aggregator meets them: bytes → decodeSample → driver (fromX + invalidReason → task). Bytes
  * end as a sample the schema accepts or as poison; a decoded sample is billed only when valid, else it is
  * dead-lettered; the driver never throws on its input and never emits a quantity that is not finite and
  * non-negative.
@@ -164,7 +164,7 @@ describe('decodeSample under mutated bytes', () => {
   });
 });
 
-describe('fromX + validate under random and mutated samples', () => {
+describe('fromX + invalidReason under random and mutated samples', () => {
   it('accepts only finite non-negative levels over a positive, bounded, integer span', () => {
     fuzz(
       fc.property(decoded, (d) => {
@@ -177,12 +177,12 @@ describe('fromX + validate under random and mutated samples', () => {
           expect(error).toBeInstanceOf(Error);
           return;
         }
-        const checked = validate(sample, baseSettings.maxSampleSpanMs);
-        if (!checked.ok) {
-          expect(checked.reason.length).toBeGreaterThan(0);
+        const reason = invalidReason(sample, baseSettings.maxSampleSpanMs);
+        if (reason !== undefined) {
+          expect(reason.length).toBeGreaterThan(0);
           return;
         }
-        const s = checked.sample;
+        const s = sample;
         expect(typeof s.id === 'string' && s.id.trim() !== '').toBe(true);
         expect(typeof s.dims.subject === 'string' && s.dims.subject.trim() !== '').toBe(true);
         for (const t of [s.observedAtMs, s.spanStartMs, s.spanEndMs])
@@ -233,7 +233,7 @@ function rejected(d: Decoded): boolean {
   if (d.kind === 'poison') return true;
   try {
     const s = d.kind === 'pod' ? fromPodAllocation(d.value) : fromBandwidth(d.value);
-    return !validate(s, baseSettings.maxSampleSpanMs).ok;
+    return invalidReason(s, baseSettings.maxSampleSpanMs) !== undefined;
   } catch {
     return true;
   }
