@@ -1,6 +1,7 @@
 import avro from 'avsc';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
-import { GpuMeterError, PoisonRecordError } from './errors.js';
+import { errorMessage, GpuMeterError, PoisonRecordError } from './errors.js';
+import type { Logger } from './logger.js';
 import { avroType, readSchemaText, type SchemaName } from './schemas.js';
 
 /** Confluent wire format: magic byte 0, 4-byte big-endian schema id, then the Avro binary body. */
@@ -32,6 +33,25 @@ function authHeader(settings: RegistrySettings): Record<string, string> {
   return { authorization: `Basic ${token.toString('base64')}` };
 }
 
+/** A registry call with no answer after this is abandoned as a retriable error instead of awaited forever. */
+export const REGISTRY_TIMEOUT_MS = 15_000;
+
+function answerWithin<T>(call: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new GpuMeterError('SCHEMA_REGISTRY', `${what}: no answer within ${REGISTRY_TIMEOUT_MS} ms`, {
+            retriable: true,
+          }),
+        ),
+      REGISTRY_TIMEOUT_MS,
+    );
+  });
+  return Promise.race([call, timeout]).finally(() => clearTimeout(timer));
+}
+
 /**
  * Sets the subject's compatibility to BACKWARD before registering. Done here rather than by the client's
  * `register({ compatibility })`: that reads `GET /config/{subject}` and only writes the config when the
@@ -40,11 +60,15 @@ function authHeader(settings: RegistrySettings): Record<string, string> {
  */
 export async function setBackwardCompatibility(settings: RegistrySettings, subject: string): Promise<void> {
   const url = `${settings.schemaRegistryUrl.replace(/\/$/, '')}/config/${encodeURIComponent(subject)}`;
-  const response = await fetch(url, {
-    method: 'PUT',
-    headers: { 'content-type': 'application/vnd.schemaregistry.v1+json', ...authHeader(settings) },
-    body: JSON.stringify({ compatibility: 'BACKWARD' }),
-  });
+  const response = await answerWithin(
+    fetch(url, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/vnd.schemaregistry.v1+json', ...authHeader(settings) },
+      body: JSON.stringify({ compatibility: 'BACKWARD' }),
+      signal: AbortSignal.timeout(REGISTRY_TIMEOUT_MS),
+    }),
+    `PUT ${url}`,
+  );
   if (!response.ok) {
     throw new GpuMeterError(
       'SCHEMA_REGISTRY',
@@ -90,13 +114,38 @@ export class TopicSerde<T> {
 
   async register(): Promise<number> {
     await setBackwardCompatibility(this.settings, this.subject);
-    const { id } = await this.registry.register(
-      { type: SchemaType.AVRO, schema: readSchemaText(this.schemaName) },
-      { subject: this.subject, compatibility: 'BACKWARD' as never },
+    const { id } = await answerWithin(
+      this.registry.register(
+        { type: SchemaType.AVRO, schema: readSchemaText(this.schemaName) },
+        { subject: this.subject, compatibility: 'BACKWARD' as never },
+      ),
+      `registering ${this.subject}`,
     );
     this.schemaId = id;
     this.resolvers.set(id, this.resolverFor(this.localType));
     return id;
+  }
+
+  /**
+   * `register`, retried with capped back-off while the registry fails in a retriable way (unreachable
+   * answers 5xx or does not answer in time); anything else, e.g. an incompatible schema (409), is thrown.
+   */
+  async registerRetrying(logger: Logger): Promise<number> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await this.register();
+      } catch (error) {
+        if (error instanceof GpuMeterError && !error.retriable) throw error;
+        if ((error as { status?: number }).status !== undefined && (error as { status: number }).status < 500)
+          throw error;
+        const retryInMs = Math.min(10_000, 250 * 2 ** Math.min(attempt, 6));
+        logger.warn(
+          { subject: this.subject, err: errorMessage(error), retryInMs },
+          'schema registry failed; retrying',
+        );
+        await new Promise((resolve) => setTimeout(resolve, retryInMs));
+      }
+    }
   }
 
   get registeredId(): number {
@@ -162,7 +211,10 @@ export class TopicSerde<T> {
     try {
       // The client hands back its own avsc Type; rebuild it from its schema so we do not depend on which
       // copy of avsc the client loaded.
-      const schema = (await this.registry.getSchema(schemaId)) as unknown as { schema(): avro.Schema };
+      const schema = (await answerWithin(
+        this.registry.getSchema(schemaId),
+        `fetching schema id ${schemaId}`,
+      )) as unknown as { schema(): avro.Schema };
       writerType = avro.Type.forSchema(schema.schema());
     } catch (error) {
       const status = (error as { status?: number }).status;

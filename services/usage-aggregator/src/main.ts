@@ -28,6 +28,8 @@ async function main(): Promise<void> {
     const config = loadConfig();
     logger = createLogger(SERVICE, config.logLevel);
     const log = logger;
+    // Before any I/O: a start-up that stalls later still shows it began.
+    log.info({ group: config.consumerGroupId }, 'aggregator starting');
     const shutdown = new Shutdown(log);
     shutdown.installSignalHandlers();
     const registry = createMetricsRegistry(SERVICE);
@@ -60,7 +62,8 @@ async function main(): Promise<void> {
       config.usageEventsTopic,
       'usageEvent',
     );
-    for (const serde of [...serdes, usageSerde]) await serde.register();
+    // Retried: a registry that is down or stalls must not stop (or silently hang) the start-up for good.
+    for (const serde of [...serdes, usageSerde]) await serde.registerRetrying(log);
 
     const driver = new RemoteDriver(
       {
