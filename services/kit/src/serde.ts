@@ -60,15 +60,23 @@ function answerWithin<T>(call: Promise<T>, what: string): Promise<T> {
  */
 export async function setBackwardCompatibility(settings: RegistrySettings, subject: string): Promise<void> {
   const url = `${settings.schemaRegistryUrl.replace(/\/$/, '')}/config/${encodeURIComponent(subject)}`;
-  const response = await answerWithin(
-    fetch(url, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/vnd.schemaregistry.v1+json', ...authHeader(settings) },
-      body: JSON.stringify({ compatibility: 'BACKWARD' }),
-      signal: AbortSignal.timeout(REGISTRY_TIMEOUT_MS),
-    }),
-    `PUT ${url}`,
-  );
+  const put = () =>
+    answerWithin(
+      fetch(url, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/vnd.schemaregistry.v1+json', ...authHeader(settings) },
+        body: JSON.stringify({ compatibility: 'BACKWARD' }),
+        signal: AbortSignal.timeout(REGISTRY_TIMEOUT_MS),
+      }),
+      `PUT ${url}`,
+    );
+  let response = await put();
+  // Two services starting together both create the new subject's rule; Apicurio answers the second 409
+  // ("rule already exists"). Now that it exists, the same PUT updates it.
+  if (response.status === 409) {
+    await response.body?.cancel();
+    response = await put();
+  }
   if (!response.ok) {
     throw new GpuMeterError(
       'SCHEMA_REGISTRY',

@@ -3,19 +3,22 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createLogger, createSchemaRegistry, REGISTRY_TIMEOUT_MS, TopicSerde } from '@gpu-meter/kit';
 
 type Answer = { status: number; body: unknown } | 'never';
-const config: Answer = { status: 200, body: { compatibilityLevel: 'BACKWARD', compatibility: 'BACKWARD' } };
+const CONFIG_OK: Answer = {
+  status: 200,
+  body: { compatibilityLevel: 'BACKWARD', compatibility: 'BACKWARD' },
+};
 
 /**
- * A stand-in registry: subject config reads and writes succeed (unless `answer` says otherwise for every
- * request), `answer` decides each registration (POST); requests are recorded by method.
+ * A stand-in registry: `answer` decides the fate of each request, told its method and whether it is a
+ * subject-config request (`/config/...`) or a registration; requests are recorded as "METHOD /path".
  */
-async function fakeRegistry(answer: (method: string) => Answer) {
+async function fakeRegistry(answer: (method: string, isConfig: boolean) => Answer) {
   const seen: string[] = [];
   const server: Server = createServer((request, response) => {
-    seen.push(request.method!);
+    const isConfig = request.url!.startsWith('/config/');
+    seen.push(`${request.method} ${isConfig ? 'config' : 'versions'}`);
     request.resume();
-    const outcome =
-      request.url!.startsWith('/config/') && answer('CONFIG') !== 'never' ? config : answer(request.method!);
+    const outcome = answer(request.method!, isConfig);
     if (outcome === 'never') return;
     response.writeHead(outcome.status, { 'content-type': 'application/json' });
     response.end(JSON.stringify(outcome.body));
@@ -24,7 +27,7 @@ async function fakeRegistry(answer: (method: string) => Answer) {
   const { port } = server.address() as { port: number };
   const settings = { schemaRegistryUrl: `http://127.0.0.1:${port}` };
   const serde = new TopicSerde(createSchemaRegistry(settings), settings, 't', 'usageEvent');
-  return { serde, seen, close: () => server.closeAllConnections() ?? server.close() };
+  return { serde, seen, close: () => (server.closeAllConnections(), server.close()) };
 }
 
 const logger = createLogger('test', 'silent');
@@ -48,9 +51,9 @@ describe('schema registry calls', () => {
 
   it('registerRetrying retries a 5xx and returns the id once the registry answers', async () => {
     let posts = 0;
-    const registry = await fakeRegistry((method) =>
-      method !== 'POST'
-        ? config
+    const registry = await fakeRegistry((method, isConfig) =>
+      isConfig || method !== 'POST'
+        ? CONFIG_OK
         : ++posts === 1
           ? { status: 503, body: { error_code: 50301, message: 'unavailable' } }
           : { status: 200, body: { id: 7 } },
@@ -61,11 +64,27 @@ describe('schema registry calls', () => {
   });
 
   it('registerRetrying does not retry an incompatible schema (409)', async () => {
-    const registry = await fakeRegistry((method) =>
-      method !== 'POST' ? config : { status: 409, body: { error_code: 409, message: 'incompatible' } },
+    const registry = await fakeRegistry((method, isConfig) =>
+      isConfig || method !== 'POST'
+        ? CONFIG_OK
+        : { status: 409, body: { error_code: 409, message: 'incompatible' } },
     );
     close = registry.close;
     await expect(registry.serde.registerRetrying(logger)).rejects.toThrow();
-    expect(registry.seen.filter((m) => m === 'POST')).toHaveLength(1);
+    expect(registry.seen.filter((r) => r === 'POST versions')).toHaveLength(1);
+  });
+
+  it('a subject rule created concurrently by another service (PUT 409) is set again, not a failure', async () => {
+    let puts = 0;
+    const registry = await fakeRegistry((method, isConfig) =>
+      isConfig && method === 'PUT' && ++puts === 1
+        ? { status: 409, body: { message: "A rule named 'COMPATIBILITY' already exists.", error_code: 409 } }
+        : isConfig || method !== 'POST'
+          ? CONFIG_OK
+          : { status: 200, body: { id: 3 } },
+    );
+    close = registry.close;
+    await expect(registry.serde.register()).resolves.toBe(3);
+    expect(registry.seen.filter((r) => r === 'PUT config')).toHaveLength(2);
   });
 });
