@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, type Admin, type KafkaMessage } from 'kafkajs';
 import { inject, onTestFinished } from 'vitest';
+import { waitForLeaders } from '@gpu-meter/kit';
 import './provided-context.js';
 
 /** Endpoints resolved by the global setup (environment, .stack/env or testcontainers). */
@@ -33,8 +34,8 @@ export async function testAdmin(kafka: Kafka = testKafka()): Promise<Admin> {
 export async function createTopics(admin: Admin, topics: string[], partitions = 1): Promise<void> {
   await admin.createTopics({
     topics: topics.map((topic) => ({ topic, numPartitions: partitions, replicationFactor: 1 })),
-    waitForLeaders: true,
   });
+  await waitForLeaders(admin, topics);
 }
 
 export interface ReadRecord {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Kafka, logLevel, type Admin, type ITopicConfig, type KafkaConfig, type SASLOptions } from 'kafkajs';
 import type { ConfigOf } from './config.js';
 import type { kafkaConfigSpec } from './common-config.js';
-import { ConfigError } from './errors.js';
+import { ConfigError, errorMessage } from './errors.js';
 import type { Logger } from './logger.js';
 
 export type KafkaSettings = ConfigOf<typeof kafkaConfigSpec>;
@@ -86,12 +86,47 @@ export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[]): P
   const missing = specs.filter((spec) => !existing.has(spec.topic));
   if (missing.length === 0) return [];
   try {
-    await admin.createTopics({ topics: missing.map(toTopicConfig), waitForLeaders: true });
+    await admin.createTopics({ topics: missing.map(toTopicConfig) });
   } catch (error) {
     // Another replica may have created them between our list and create; that is the idempotent outcome.
     if (!(error instanceof Error && /already exists/i.test(error.message))) throw error;
   }
+  await waitForLeaders(
+    admin,
+    missing.map((spec) => spec.topic),
+  );
   return missing.map((spec) => spec.topic);
+}
+
+/**
+ * Waits until every partition of `topics` has a leader. kafkajs's own `waitForLeaders` retries only
+ * LEADER_NOT_AVAILABLE, but a KRaft broker may first answer UNKNOWN_TOPIC_OR_PARTITION for a topic it has
+ * just created (its metadata not yet applied), which kafkajs then throws; both mean "not yet" here.
+ */
+export async function waitForLeaders(
+  admin: Admin,
+  topics: readonly string[],
+  timeoutMs = 30_000,
+): Promise<void> {
+  if (topics.length === 0) return;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let error: unknown;
+    try {
+      const { topics: found } = await admin.fetchTopicMetadata({ topics: [...topics] });
+      if (found.length === topics.length && found.every((t) => t.partitions.every((p) => p.leader >= 0)))
+        return;
+    } catch (caught) {
+      const type = (caught as { type?: string }).type;
+      if (type !== 'UNKNOWN_TOPIC_OR_PARTITION' && type !== 'LEADER_NOT_AVAILABLE') throw caught;
+      error = caught;
+    }
+    if (Date.now() > deadline)
+      throw new Error(
+        `topics ${topics.join(', ')} have no leader after ${timeoutMs} ms: ${errorMessage(error)}`,
+      );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 /** Number of partitions of each topic, for co-partitioning checks. */

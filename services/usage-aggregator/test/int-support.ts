@@ -12,7 +12,7 @@ import { expect, onTestFinished } from 'vitest';
 // The ProvidedContext augmentation (stackEnv) lives with the global setup.
 import type {} from '../../../test/support/global-setup.js';
 import { startService } from '../../../test/support/processes.js';
-import { readTopic, stackEnv, testKafka, uniqueName } from '../../../test/support/kafka.js';
+import { createTopics, readTopic, stackEnv, testKafka, uniqueName } from '../../../test/support/kafka.js';
 import { bw, pod } from './harness.js';
 
 /** Helpers for the aggregator's integration tests: unique topics, encoding, expected totals, reading. */
@@ -42,25 +42,11 @@ export function withOutputs(topics: Topics, tag: string): Topics {
 }
 
 export async function createAll(admin: Admin, topics: Topics, partitions: number): Promise<void> {
-  await admin.createTopics({
-    topics: Object.values(topics).map((topic) => ({
-      topic,
-      numPartitions: partitions,
-      replicationFactor: 1,
-    })),
-    waitForLeaders: true,
-  });
+  await createTopics(admin, Object.values(topics), partitions);
 }
 
 export async function createOutputs(admin: Admin, topics: Topics): Promise<void> {
-  await admin.createTopics({
-    topics: [topics.events, topics.late, topics.dead].map((topic) => ({
-      topic,
-      numPartitions: 1,
-      replicationFactor: 1,
-    })),
-    waitForLeaders: true,
-  });
+  await createTopics(admin, [topics.events, topics.late, topics.dead], 1);
 }
 
 export function aggregatorEnv(topics: Topics, extra: Record<string, string> = {}): Record<string, string> {
