@@ -19,3 +19,4 @@ export * from './buffered-sender.js';
 export * from './grid-ticker.js';
 export * from './sample-publisher.js';
 export * from './usage-sink-main.js';
+export * from './send-chunks.js';

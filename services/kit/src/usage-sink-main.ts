@@ -10,6 +10,7 @@ import { createKafka, ensureTopics, type KafkaSettings } from './kafka.js';
 import { createLogger, type Logger } from './logger.js';
 import { buildOpsServer, createMetricsRegistry, startOpsServer, type ReadinessCheck } from './ops-server.js';
 import type { UsageEvent } from './schemas.js';
+import { sendInChunks } from './send-chunks.js';
 import { createSchemaRegistry, TopicSerde } from './serde.js';
 import { exitOnStartupError, Shutdown } from './shutdown.js';
 
@@ -90,7 +91,7 @@ export function runUsageEventsSink<C extends UsageSinkSettings, T>(options: {
     await producer.connect();
     shutdown.register('dead-letter producer', () => producer.disconnect());
     const sendDeadLetters = async (messages: Message[]) => {
-      await producer.send({ topic: config.deadLetterTopic, messages });
+      await sendInChunks((record) => producer.send(record), config.deadLetterTopic, messages);
     };
 
     const sink = await options.setup({ config, logger, shutdown, metrics, sendDeadLetters });

@@ -1,5 +1,5 @@
-import { errorMessage, type Logger, type TopicSerde, type UsageEvent } from '@gpu-meter/kit';
-import type { Admin, Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
+import { errorMessage, sendInChunks, type Logger, type TopicSerde, type UsageEvent } from '@gpu-meter/kit';
+import type { Admin, Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
 import { coPartitionedAssigner } from './assigner.js';
 import type { AggregatorConfig } from './config.js';
 import { packValues } from './batch-transfer.js';
@@ -337,11 +337,11 @@ export class AggregatorService {
     const events = outbox.events.map((e) => ({ key: e.subject, value: this.usageSerde.encode(e) }));
     const transaction = await lane.producer.transaction();
     try {
-      if (outbox.deadLetters.length > 0)
-        await transaction.send({ topic: config.deadLettersTopic, messages: outbox.deadLetters });
-      if (outbox.late.length > 0)
-        await transaction.send({ topic: config.lateSamplesTopic, messages: outbox.late });
-      if (events.length > 0) await transaction.send({ topic: config.usageEventsTopic, messages: events });
+      // In runs under the broker's record batch limit: a backlog can close thousands of groups at once.
+      const send = (record: { topic: string; messages: Message[] }) => transaction.send(record);
+      await sendInChunks(send, config.deadLettersTopic, outbox.deadLetters);
+      await sendInChunks(send, config.lateSamplesTopic, outbox.late);
+      await sendInChunks(send, config.usageEventsTopic, events);
       if (outbox.commits.length > 0) {
         await retryConcurrent(() =>
           transaction.sendOffsets({

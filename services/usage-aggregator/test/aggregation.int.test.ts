@@ -138,4 +138,24 @@ describe('usage-aggregator against Kafka', () => {
     const [record] = await readTopic(topics.events, { count: 1 });
     expect(Number(record!.message.timestamp)).toBeGreaterThanOrEqual(windowStart + 1000 + 1000);
   });
+  it('(g) a step that closes more than a produce request holds commits every event', async () => {
+    // One task closing thousands of groups at once (a backlog after an outage): ~1.4 MB of usage events in
+    // one transaction, over the broker's 1 MiB max.message.bytes if sent as one record batch.
+    const admin = await testAdmin();
+    const topics = uniqueTopics('agg-g');
+    await createAll(admin, topics, 1);
+    const producer = await sampleProducer(topics);
+    const start = scenarioStart();
+    const subjects = Array.from({ length: 6000 }, (_, i) => `tenant-with-a-longish-name-${i}`);
+    const samples = grid(subjects, start, start + 250);
+    await producer.send(samples);
+    const expected = expectedTotals(samples, 1000);
+    const service = startService('usage-aggregator', aggregatorEnv(topics, { IDLE_ADVANCE_MS: '1000' }));
+    await service.waitForLog(/aggregator ready/);
+    const events = await readEvents(topics, expected.size, 60_000);
+    expect(expected.size).toBe(subjects.length);
+    expect(expectTotals(events, expected)).toEqual([]);
+    expect(byId(events).size).toBe(expected.size);
+    expect(service.output.filter((line) => line.includes('task failed'))).toEqual([]);
+  });
 });

@@ -1,13 +1,14 @@
 import {
   createSchemaRegistry,
   deterministicId,
+  sendInChunks,
   TopicSerde,
   USAGE_QUANTITIES,
   type BandwidthSample,
   type PodAllocationSample,
   type UsageEvent,
 } from '@gpu-meter/kit';
-import { Partitioners, type Admin } from 'kafkajs';
+import { Partitioners, type Admin, type Message } from 'kafkajs';
 import { expect, onTestFinished } from 'vitest';
 // The ProvidedContext augmentation (stackEnv) lives with the global setup.
 import type {} from '../../../test/support/global-setup.js';
@@ -104,15 +105,17 @@ export async function sampleProducer(topics: Topics) {
     async send(samples: readonly AnySample[]) {
       const pods = samples.filter((x): x is PodAllocationSample => 'gpus' in x);
       const bws = samples.filter((x): x is BandwidthSample => !('gpus' in x));
-      await producer.sendBatch({
-        topicMessages: [
-          { topic: topics.pods, messages: pods.map((x) => ({ key: x.subject, value: s.pods.encode(x) })) },
-          {
-            topic: topics.bandwidth,
-            messages: bws.map((x) => ({ key: x.subject, value: s.bandwidth.encode(x) })),
-          },
-        ].filter((t) => t.messages.length > 0),
-      });
+      const send = (record: { topic: string; messages: Message[] }) => producer.send(record);
+      await sendInChunks(
+        send,
+        topics.pods,
+        pods.map((x) => ({ key: x.subject, value: s.pods.encode(x) })),
+      );
+      await sendInChunks(
+        send,
+        topics.bandwidth,
+        bws.map((x) => ({ key: x.subject, value: s.bandwidth.encode(x) })),
+      );
     },
     async sendRaw(topic: string, key: string, value: Buffer) {
       await producer.send({ topic, messages: [{ key, value }] });
