@@ -175,32 +175,51 @@ export class TopicSerde<T> {
   /** Throws PoisonRecordError for bytes that can never decode; registry outages throw retriable errors. */
   async decode(message: Buffer | null): Promise<T> {
     const schemaId = readSchemaId(message);
-    const resolver = this.resolvers.has(schemaId)
-      ? this.resolvers.get(schemaId)
-      : await this.loadResolver(schemaId);
-    try {
-      return checked<T>(
-        this.readerType,
-        this.readerType.fromBuffer((message as Buffer).subarray(HEADER_BYTES), resolver ?? undefined, false),
-      );
-    } catch (error) {
-      throw new PoisonRecordError(
-        'DECODE_FAILED',
-        `Avro body does not decode with schema id ${schemaId}: ${(error as Error).message}`,
-        error,
-      );
-    }
+    if (!this.resolvers.has(schemaId)) await this.loadResolver(schemaId);
+    return this.decodeBody(message as Buffer, schemaId);
   }
 
   /** Synchronous decode for the common case of an already-known schema id (the hot path). */
   decodeKnown(message: Buffer | null): T | undefined {
     const schemaId = readSchemaId(message);
     if (!this.resolvers.has(schemaId)) return undefined;
+    return this.decodeBody(message as Buffer, schemaId);
+  }
+
+  /** True when the message at [start, end) of `bytes` has a wire header with a writer schema id known here. */
+  knowsSchemaOf(bytes: Buffer, start: number, end: number): boolean {
+    return (
+      end - start >= HEADER_BYTES &&
+      bytes[start] === MAGIC_BYTE &&
+      this.resolvers.has(bytes.readUInt32BE(start + 1))
+    );
+  }
+
+  /**
+   * `decodeKnown` of the message at [start, end) of `bytes` (e.g. a batch's values packed into one buffer):
+   * the same result and the same errors as on that slice, without allocating one when the message is good.
+   */
+  decodeKnownAt(bytes: Buffer, start: number, end: number): T | undefined {
+    const schemaId = readSchemaIdAt(bytes, start, end);
+    if (!this.resolvers.has(schemaId)) return undefined;
+    try {
+      const resolver = this.resolvers.get(schemaId) ?? undefined;
+      const { value, offset } = this.readerType.decode(bytes, start + HEADER_BYTES, resolver);
+      // A good message ends exactly at its end, having read nothing beyond it.
+      if (offset === end && this.readerType.isValid(value)) return value as T;
+    } catch {
+      // poison: reported below
+    }
+    // Poison. Decoded alone, so the reason never depends on the bytes that happen to follow it.
+    return this.decodeBody(bytes.subarray(start, end), schemaId);
+  }
+
+  private decodeBody(message: Buffer, schemaId: number): T {
     try {
       return checked<T>(
         this.readerType,
         this.readerType.fromBuffer(
-          (message as Buffer).subarray(HEADER_BYTES),
+          message.subarray(HEADER_BYTES),
           this.resolvers.get(schemaId) ?? undefined,
           false,
         ),
@@ -276,14 +295,19 @@ function checked<T>(type: avro.Type, value: unknown): T {
 }
 
 export function readSchemaId(message: Buffer | null): number {
-  if (message === null || message.length < HEADER_BYTES) {
+  if (message === null) return readSchemaIdAt(Buffer.alloc(0), 0, 0);
+  return readSchemaIdAt(message, 0, message.length);
+}
+
+function readSchemaIdAt(bytes: Buffer, start: number, end: number): number {
+  if (end - start < HEADER_BYTES) {
     throw new PoisonRecordError(
       'DECODE_FAILED',
-      `message of ${message?.length ?? 0} bytes is shorter than the 5-byte wire header`,
+      `message of ${Math.max(0, end - start)} bytes is shorter than the 5-byte wire header`,
     );
   }
-  if (message[0] !== MAGIC_BYTE) {
-    throw new PoisonRecordError('DECODE_FAILED', `bad magic byte ${message[0]} (expected ${MAGIC_BYTE})`);
+  if (bytes[start] !== MAGIC_BYTE) {
+    throw new PoisonRecordError('DECODE_FAILED', `bad magic byte ${bytes[start]} (expected ${MAGIC_BYTE})`);
   }
-  return message.readUInt32BE(1);
+  return bytes.readUInt32BE(start + 1);
 }

@@ -181,6 +181,35 @@ describe.each(NAMES)('TopicSerde<%s> decode', (name) => {
   });
 });
 
+describe.each(NAMES)('TopicSerde<%s> decodeKnownAt', (name) => {
+  it('decodes a message inside a larger buffer exactly as decodeKnown decodes it alone', async () => {
+    const serde = new TopicSerde(stubRegistry, settings, 't', name);
+    await fuzzAsync(
+      fc.asyncProperty(
+        messages,
+        fc.uint8Array({ maxLength: 40 }),
+        fc.uint8Array({ maxLength: 40 }),
+        async (message, before, after) => {
+          await serde.decode(message).catch(() => undefined); // loads the schema id if it is loadable
+          const outcome = (decode: () => unknown) => {
+            try {
+              return { value: decode() };
+            } catch (error) {
+              return { error: `${(error as Error).constructor.name}: ${(error as Error).message}` };
+            }
+          };
+          const packed = Buffer.concat([before, message, after]);
+          const start = before.length;
+          expect(outcome(() => serde.decodeKnownAt(packed, start, start + message.length))).toEqual(
+            outcome(() => serde.decodeKnown(message)),
+          );
+        },
+      ),
+      1500,
+    );
+  });
+});
+
 describe('over-long varints (corrupt lengths and ints)', () => {
   it('never decode to an out-of-range int, NaN or Infinity', async () => {
     // Continuation bytes inserted before any byte of the body: avsc reads them as part of a varint.

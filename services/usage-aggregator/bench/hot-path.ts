@@ -1,46 +1,39 @@
 /**
- * The aggregator's per-record CPU cost without Kafka: N encoded pod samples → decode → driver.process in
- * batches (as the shell does) → encode of the emitted events. Prints the best of R rounds as JSON.
- * `node --import tsx services/usage-aggregator/bench/hot-path.ts [N] [R]` (needs the registry of .stack/env).
+ * The driver worker's per-record CPU cost without Kafka: N encoded pod samples, packed into batches as the
+ * shell packs a fetched batch, through `DriverHost` (decode → driver.process) on this thread, plus the
+ * encoding of the emitted events the shell does. Prints the best of R rounds as JSON.
+ * `node --max-semi-space-size=64 --import tsx services/usage-aggregator/bench/hot-path.ts [N] [R]` (the
+ * semi-space matches the worker's young generation; needs the registry of .stack/env).
  */
 import { createSchemaRegistry, TopicSerde, type PodAllocationSample, type UsageEvent } from '@gpu-meter/kit';
 import { endpointsFromEnvironment } from '../../../test/support/stack-env.js';
 import { benchSamples } from '../../../test/bench/samples.js';
-import { decodeSample, decodeSampleKnown } from '../src/decode.js';
-import { AggregatorDriver, type DriverRecord } from '../src/driver.js';
-import { POD_ALLOCATION_FIELDS, type PodAllocationFields } from '../src/samples.js';
+import { packValues } from '../src/batch-transfer.js';
+import { DriverHost } from '../src/driver-worker.js';
 
-const N = Number(process.argv[2] ?? 100_000);
+const N = Number(process.argv[2] ?? 200_000);
 const rounds = Number(process.argv[3] ?? 5);
-const batchSize = 3000;
-const settings = { schemaRegistryUrl: endpointsFromEnvironment().SCHEMA_REGISTRY_URL! };
-const registry = createSchemaRegistry(settings);
+/** About what one 8 MiB fetch of a partition holds. */
+const batchSize = 15_000;
+const registrySettings = { schemaRegistryUrl: endpointsFromEnvironment().SCHEMA_REGISTRY_URL! };
+const registry = createSchemaRegistry(registrySettings);
+const podTopic = 'bench.hot-path.pods';
 const serde = new TopicSerde<PodAllocationSample>(
   registry,
-  settings,
-  'bench.hot-path.pods',
+  registrySettings,
+  podTopic,
   'podAllocationSample',
 );
 await serde.register();
-// Decoded as the service's driver worker does: only the fields aggregation reads.
-const reader = new TopicSerde<PodAllocationFields>(
-  registry,
-  settings,
-  'bench.hot-path.pods',
-  'podAllocationSample',
-  {
-    readFields: POD_ALLOCATION_FIELDS,
-  },
-);
-const usage = new TopicSerde<UsageEvent>(registry, settings, 'bench.hot-path.usage', 'usageEvent');
+const usage = new TopicSerde<UsageEvent>(registry, registrySettings, 'bench.hot-path.usage', 'usageEvent');
 await usage.register();
 const startMs = Math.floor((Date.now() - 24 * 3600_000) / 60_000) * 60_000;
 const values = [...benchSamples({ count: N, pods: 2000, subjects: 200, intervalMs: 15_000, startMs })].map(
   (s) => serde.encode(s),
 );
-const driverSettings = {
-  podAllocationsTopic: 'pods',
-  bandwidthSamplesTopic: 'bw',
+const settings = {
+  podAllocationsTopic: podTopic,
+  bandwidthSamplesTopic: 'bench.hot-path.bw',
   maxSampleSpanMs: 300_000,
   windowMs: 60_000,
   graceMs: 30_000,
@@ -51,29 +44,31 @@ const driverSettings = {
 let best = Infinity;
 let events = 0;
 for (let round = 0; round < rounds; round++) {
-  const driver = new AggregatorDriver(driverSettings);
-  driver.assign(
-    0,
-    [
-      { offset: null, metadata: null },
-      { offset: null, metadata: null },
-    ],
-    0,
-  );
-  driver.observeEnd('bw', 0, 0);
+  const host = new DriverHost({ settings, registry: registrySettings });
+  const nothing = { offset: null, metadata: null };
+  await host.handle({ op: 'assign', partition: 0, committed: [nothing, nothing], nowMs: 0 });
+  await host.handle({
+    op: 'tick',
+    partition: 0,
+    nowMs: 0,
+    ends: [{ topic: settings.bandwidthSamplesTopic, end: 0 }],
+  });
   events = 0;
   const t0 = performance.now();
   for (let i = 0; i < N; i += batchSize) {
-    const records: DriverRecord[] = [];
-    for (let j = i; j < Math.min(N, i + batchSize); j++) {
-      const decoded =
-        decodeSampleKnown('pod', reader, values[j]!) ?? (await decodeSample('pod', reader, values[j]!));
-      records.push({ topic: 'pods', partition: 0, offset: j, decoded });
-    }
-    driver.observeEnd('pods', 0, N);
-    const step = driver.process(0, records, 3_600_000);
-    for (const e of step.events) usage.encode(e);
-    events += step.events.length;
+    const batch = values.slice(i, Math.min(N, i + batchSize));
+    const reply = await host.handle({
+      op: 'process',
+      partition: 0,
+      topic: podTopic,
+      values: packValues(batch),
+      offsets: Float64Array.from(batch, (_, j) => i + j),
+      highWatermark: N,
+      nextOffset: i + batch.length,
+      nowMs: 3_600_000,
+    });
+    for (const e of reply.step!.events) usage.encode(e);
+    events += reply.step!.events.length;
   }
   best = Math.min(best, performance.now() - t0);
 }

@@ -27,17 +27,19 @@ export function packValues(values: ReadonlyArray<Buffer | null>): PackedValues {
   return { bytes, lengths };
 }
 
-export function unpackValues({ bytes, lengths }: PackedValues): Array<Buffer | null> {
-  const values = new Array<Buffer | null>(lengths.length);
+/** The packed values as one Buffer: value i is bytes[starts[i], starts[i] + lengths[i]), null when lengths[i] < 0. */
+export interface PackedView {
+  readonly bytes: Buffer;
+  readonly starts: Int32Array;
+  readonly lengths: Int32Array;
+}
+
+export function viewValues({ bytes, lengths }: PackedValues): PackedView {
+  const starts = new Int32Array(lengths.length);
   let at = 0;
   for (let i = 0; i < lengths.length; i++) {
-    const length = lengths[i]!;
-    if (length < 0) {
-      values[i] = null;
-      continue;
-    }
-    values[i] = Buffer.from(bytes, at, length);
-    at += length;
+    starts[i] = at;
+    at += Math.max(0, lengths[i]!);
   }
-  return values;
+  return { bytes: Buffer.from(bytes), starts, lengths };
 }

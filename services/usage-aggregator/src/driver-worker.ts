@@ -1,8 +1,8 @@
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { createSchemaRegistry, errorMessage, TopicSerde } from '@gpu-meter/kit';
-import { unpackValues } from './batch-transfer.js';
-import { decodeSample, decodeSampleKnown } from './decode.js';
-import { AggregatorDriver, type DriverRecord } from './driver.js';
+import { viewValues } from './batch-transfer.js';
+import { decodeSample, decodeSampleKnownAt } from './decode.js';
+import { AggregatorDriver, type Decoded } from './driver.js';
 import type {
   DriverReply,
   DriverRequest,
@@ -62,19 +62,31 @@ export class DriverHost {
         return { step, gauges: this.gauges(request.partition) };
       }
       case 'process': {
-        const { partition, topic } = request;
+        const { partition, topic, offsets } = request;
         const kind = topic === driver.settings.podAllocationsTopic ? 'pod' : 'bandwidth';
         const serde = kind === 'pod' ? this.pod : this.bandwidth;
-        const values = unpackValues(request.values);
-        const records = new Array<DriverRecord>(values.length);
-        for (let i = 0; i < values.length; i++) {
-          const value = values[i]!;
-          // Synchronous for known schema ids: no await (and no promise) per record on the hot path.
-          const decoded = decodeSampleKnown(kind, serde, value) ?? (await decodeSample(kind, serde, value));
-          records[i] = { topic, partition, offset: request.offsets[i]!, decoded };
+        const { bytes, starts, lengths } = viewValues(request.values);
+        // Records of a writer schema not loaded yet (and records without a readable header) go through the
+        // async decode first, which asks the registry once per new schema id; the rest decode synchronously
+        // as the task takes them: no await and no promise per record on the hot path.
+        const decodedFirst = new Map<number, Decoded>();
+        for (let i = 0; i < lengths.length; i++) {
+          const start = starts[i]!;
+          const end = start + lengths[i]!;
+          if (lengths[i]! >= 0 && serde.knowsSchemaOf(bytes, start, end)) continue;
+          const value = lengths[i]! < 0 ? null : bytes.subarray(start, end);
+          decodedFirst.set(i, await decodeSample(kind, serde, value));
         }
+        const decodedAt = (i: number): Decoded =>
+          decodedFirst.get(i) ??
+          decodeSampleKnownAt(kind, serde, bytes, starts[i]!, starts[i]! + lengths[i]!);
         driver.observeEnd(topic, partition, request.highWatermark);
-        const step = driver.process(partition, records, request.nowMs);
+        const step = driver.processEach(
+          partition,
+          lengths.length,
+          (i) => ({ topic, partition, offset: offsets[i]!, decoded: decodedAt(i) }),
+          request.nowMs,
+        );
         driver.markConsumed(topic, partition, request.nextOffset);
         return { step, gauges: this.gauges(partition) };
       }

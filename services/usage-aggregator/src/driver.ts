@@ -89,9 +89,23 @@ export class AggregatorDriver {
 
   /** Feeds records of task p (any mix of its two inputs, each in offset order), then closes what it can. */
   process(partition: number, records: readonly DriverRecord[], nowMs: number): Step {
+    return this.processEach(partition, records.length, (i) => records[i]!, nowMs);
+  }
+
+  /**
+   * `process` for records made one at a time as the task takes them: the worker decodes each record just
+   * before, so a batch's decoded records die young instead of all living until the batch ends.
+   */
+  processEach(
+    partition: number,
+    count: number,
+    recordAt: (index: number) => DriverRecord,
+    nowMs: number,
+  ): Step {
     const task = this.require(partition);
     const out = emptyOutput();
-    for (const record of records) {
+    for (let i = 0; i < count; i++) {
+      const record = recordAt(i);
       task.process(this.inputIndex(record.topic), this.toTaskRecord(record), nowMs, out);
     }
     task.closeWindows(nowMs, out);

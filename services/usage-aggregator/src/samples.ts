@@ -10,6 +10,7 @@ export interface Sample {
   readonly observedAtMs: number;
   readonly spanStartMs: number;
   readonly spanEndMs: number;
+  /** The group's dimensions; may be the decoded record itself (a group copies just these when it starts). */
   readonly dims: GroupDims;
   readonly levels: Partial<Record<UsageQuantity, number>>;
 }
@@ -66,7 +67,7 @@ export function fromPodAllocation(s: PodAllocationFields): Sample {
     observedAtMs: s.observedAtMs,
     spanStartMs: s.spanStartMs,
     spanEndMs: s.spanEndMs,
-    dims: dimsOf(s),
+    dims: s,
     levels: {
       gpuAllocationSeconds: s.gpus,
       gpuMemoryAllocatedByteSeconds: s.gpuMemoryBytes,
@@ -83,7 +84,7 @@ export function fromBandwidth(s: BandwidthFields): Sample {
     observedAtMs: s.observedAtMs,
     spanStartMs: s.spanStartMs,
     spanEndMs: s.spanEndMs,
-    dims: dimsOf(s),
+    dims: s,
     levels: {
       nvlinkTxBytes: s.nvlinkTxBytesPerSecond,
       nvlinkRxBytes: s.nvlinkRxBytesPerSecond,
@@ -91,17 +92,6 @@ export function fromBandwidth(s: BandwidthFields): Sample {
       pcieRxBytes: s.pcieRxBytesPerSecond,
       gpuMemoryUsedByteSeconds: s.fbUsedBytes,
     },
-  };
-}
-
-function dimsOf(s: PodAllocationFields | BandwidthFields): GroupDims {
-  return {
-    subject: s.subject,
-    clusterId: s.clusterId,
-    project: s.project,
-    department: s.department,
-    workloadType: s.workloadType,
-    gpuType: s.gpuType,
   };
 }
 

@@ -1,5 +1,5 @@
 import type { UsageEvent } from '@gpu-meter/kit';
-import { correctionEvent, GroupAccumulator, groupKey, groupMapKey } from './groups.js';
+import { correctionEvent, GroupAccumulator, groupKey, sameGroup } from './groups.js';
 import { decodeOffsetMetadata, encodeOffsetMetadata } from './offset-metadata.js';
 import type { Sample } from './samples.js';
 import { windowsFor, windowStartOf, type WindowPart } from './windows.js';
@@ -49,7 +49,12 @@ interface Seen extends Pin {
 interface OpenWindow {
   readonly start: number;
   readonly end: number;
-  readonly groups: Map<string, GroupAccumulator>;
+  /**
+   * The window's groups by subject; a subject has few groups, told apart by `sameGroup`, so a record finds
+   * its group without a key string built per record.
+   */
+  readonly groups: Map<string, GroupAccumulator[]>;
+  groupCount: number;
   /** Per input: first offset that contributed, and the input's watermark just before it. */
   readonly pins: Array<Pin | undefined>;
 }
@@ -119,7 +124,7 @@ export class Task {
 
   get openGroups(): number {
     let n = 0;
-    for (const w of this.windows.values()) n += w.groups.size;
+    for (const w of this.windows.values()) n += w.groupCount;
     return n;
   }
 
@@ -172,7 +177,6 @@ export class Task {
     }
     const closed = this.closed;
     let latePart: WindowPart[] | undefined;
-    let key: string | undefined;
     for (const p of parts) {
       if ((closed !== null && p.end <= closed) || (wmBefore !== null && wmBefore >= p.end + graceMs)) {
         (latePart ??= []).push(p);
@@ -180,14 +184,17 @@ export class Task {
       }
       let window = this.windows.get(p.start);
       if (!window) {
-        window = { start: p.start, end: p.end, groups: new Map(), pins: this.inputs.map(() => undefined) };
+        window = {
+          start: p.start,
+          end: p.end,
+          groups: new Map(),
+          groupCount: 0,
+          pins: this.inputs.map(() => undefined),
+        };
         this.windows.set(p.start, window);
       }
       window.pins[index] ??= seen;
-      key ??= groupMapKey(sample.dims);
-      let group = window.groups.get(key);
-      if (!group) window.groups.set(key, (group = new GroupAccumulator(sample.dims)));
-      group.add(sample, p.overlapMs);
+      this.groupOf(window, sample).add(sample, p.overlapMs);
     }
     if (latePart !== undefined && !replay) {
       if (this.settings.latePolicy === 'correction') {
@@ -204,6 +211,17 @@ export class Task {
         out.late.push({ input: index, offset: record.offset, reason, windows: latePart.map((p) => p.start) });
       }
     }
+  }
+
+  private groupOf(window: OpenWindow, sample: Sample): GroupAccumulator {
+    const { dims } = sample;
+    let groups = window.groups.get(dims.subject);
+    if (groups === undefined) window.groups.set(dims.subject, (groups = []));
+    for (let i = 0; i < groups.length; i++) if (sameGroup(groups[i]!.dims, dims)) return groups[i]!;
+    const group = new GroupAccumulator(dims);
+    groups.push(group);
+    window.groupCount += 1;
+    return group;
   }
 
   private live(seen: Seen | undefined, wm: number | null): seen is Seen {
@@ -260,7 +278,7 @@ export class Task {
     for (const window of [...this.windows.values()].sort((a, b) => a.start - b.start)) {
       if (window.end > closable) break;
       // Sorted by the JSON group key (as always), computed once per group here rather than per record.
-      const groups = [...window.groups.values()].map((g) => [groupKey(g.dims), g] as const);
+      const groups = [...window.groups.values()].flat().map((g) => [groupKey(g.dims), g] as const);
       groups.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
       for (const [, group] of groups) out.events.push(group.toEvent(window.start, window.end));
       this.windows.delete(window.start);

@@ -1,6 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { packValues, unpackValues } from '../src/batch-transfer.js';
+import { packValues, viewValues, type PackedValues } from '../src/batch-transfer.js';
+
+/** The values as the worker sees them: each a range of one buffer, or null. */
+function unpackValues(packed: PackedValues): Array<Buffer | null> {
+  const { bytes, starts, lengths } = viewValues(packed);
+  return Array.from(lengths, (length, i) =>
+    length < 0 ? null : bytes.subarray(starts[i], starts[i]! + length),
+  );
+}
 
 describe('batch transfer', () => {
   it('unpacks exactly the values it packed, nulls and empty values included', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { groupKey, groupMapKey } from '../src/groups.js';
+import { GroupAccumulator, groupKey, sameGroup } from '../src/groups.js';
 import type { GroupDims } from '../src/samples.js';
 
 const dims = (over: Partial<GroupDims> = {}): GroupDims => ({
@@ -12,8 +12,8 @@ const dims = (over: Partial<GroupDims> = {}): GroupDims => ({
   ...over,
 });
 
-describe('groupMapKey (the per-record map key)', () => {
-  it('is equal exactly when groupKey is, including fields holding the separator', () => {
+describe('sameGroup (how a record finds its group)', () => {
+  it('holds exactly when groupKey is equal, including fields holding separators', () => {
     const all = [
       dims(),
       dims({ project: 'p\u0000d', department: '' }),
@@ -24,8 +24,16 @@ describe('groupMapKey (the per-record map key)', () => {
       dims({ gpuType: '' }),
       dims({ subject: 'x', project: '["acme","c1"' }),
     ];
-    for (const a of all)
-      for (const b of all) expect(groupMapKey(a) === groupMapKey(b)).toBe(groupKey(a) === groupKey(b));
-    expect(groupMapKey(dims())).toBe(groupMapKey({ ...dims() }));
+    for (const a of all) for (const b of all) expect(sameGroup(a, b)).toBe(groupKey(a) === groupKey(b));
+    expect(sameGroup(dims(), { ...dims() })).toBe(true);
+  });
+
+  it('a group keeps and emits only the dimensions of the record that started it', () => {
+    const decoded = { ...dims(), id: 'sample-1', podName: 'pod-a', gpus: 2 };
+    const event = new GroupAccumulator(decoded).toEvent(0, 60_000);
+    expect(event).not.toHaveProperty('podName');
+    expect(event).not.toHaveProperty('gpus');
+    expect(event.id).not.toBe('sample-1');
+    expect(event).toMatchObject(dims());
   });
 });
