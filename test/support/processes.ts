@@ -17,7 +17,45 @@ export class ServiceProcess {
     private readonly env: Record<string, string>,
   ) {}
 
+  /**
+   * Every service logs its first line within a second or two of starting (within ~5 s on a loaded CI
+   * machine); silence means the launch itself hung before any service code ran.
+   */
+  static readonly SILENT_LAUNCH_MS = 30_000;
+  /** Lines the current child has printed. */
+  private childLines = 0;
+
   start(): this {
+    this.launch(2);
+    return this;
+  }
+
+  /**
+   * A launch that prints nothing at all is killed and replaced at once (`relaunches` times at most),
+   * loudly; to callers it is the same process, still starting. Seen about once in five CI runs and never in
+   * 765 looped starts: a restarted aggregator silent for 120 s, hung before its first log line (module
+   * loading under Node 20's loader-hooks thread, which tsx uses).
+   */
+  private launch(relaunches: number): void {
+    const child = this.spawnChild();
+    const watchdog = setInterval(() => {
+      if (this.child !== child || !this.running || this.childLines > 0) return clearInterval(watchdog);
+      if (Date.now() - this.startedAt < ServiceProcess.SILENT_LAUNCH_MS || relaunches === 0) return;
+      clearInterval(watchdog);
+      const note = `[harness] ${this.service} pid ${child.pid} printed nothing in ${ServiceProcess.SILENT_LAUNCH_MS} ms; killed and launched again`;
+      console.warn(note);
+      this.output.push(note);
+      child.kill('SIGKILL');
+      this.launch(relaunches - 1);
+    }, 1_000);
+    watchdog.unref();
+  }
+
+  private startedAt = 0;
+
+  private spawnChild(): ChildProcess {
+    this.startedAt = Date.now();
+    this.childLines = 0;
     const child = spawn(process.execPath, ['--import', 'tsx', `services/${this.service}/src/main.ts`], {
       cwd: REPO_ROOT,
       env: { ...process.env, LOG_LEVEL: 'info', ...this.env },
@@ -28,6 +66,7 @@ export class ServiceProcess {
     const logFile = logDir ? `${logDir}/${this.service}-${child.pid}.log` : undefined;
     if (logDir) mkdirSync(logDir, { recursive: true });
     const keep = (chunk: Buffer) => {
+      this.childLines += 1;
       for (const line of String(chunk).split('\n')) if (line.trim()) this.output.push(line);
       if (logFile) appendFileSync(logFile, chunk);
       if (this.output.length > 20_000) this.output.splice(0, this.output.length - 20_000);
@@ -36,7 +75,7 @@ export class ServiceProcess {
     child.stderr?.on('data', keep);
     this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
     this.child = child;
-    return this;
+    return child;
   }
 
   get running(): boolean {
