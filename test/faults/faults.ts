@@ -1,5 +1,5 @@
 /**
- * `npm run faults [-- --scenario F --kills-per-service N --outage-ms N --only word]`: the long fault suite,
+ * `npm run faults [-- --scenario F --kills-per-service N --outage-ms N --broker-down-ms N --only word]`: the long fault suite,
  * outside the default test run. Each trial plays the scenario through the whole pipeline while injecting one
  * kind of fault, then compares ground truth, usage topic, ClickHouse and OpenMeter totals (the fault-free
  * result is the ground truth, which the fault-free `verify` run matches). Then the service-level fault tests
@@ -21,6 +21,7 @@ const { values: args } = parseArgs({
     scenario: { type: 'string', default: `${REPO_ROOT}test/scenarios/whole-gpus.json` },
     'kills-per-service': { type: 'string', default: '3' },
     'outage-ms': { type: 'string', default: '60000' },
+    'broker-down-ms': { type: 'string', default: '30000' },
     'window-ms': { type: 'string', default: '10000' },
     'interval-ms': { type: 'string', default: '2000' },
     only: { type: 'string' },
@@ -35,6 +36,8 @@ const scenarioFile = args.scenario!;
 const windowMs = Number(args['window-ms']);
 const intervalMs = Number(args['interval-ms']);
 const outageMs = Number(args['outage-ms']);
+// Longer than the pipeline's IDLE_ADVANCE_MS (20 s): an outage must not count as the inputs' quiet time.
+const brokerDownMs = Number(args['broker-down-ms']);
 const killsPerService = Number(args['kills-per-service']);
 const only = args.only?.split(',');
 
@@ -161,12 +164,14 @@ const trials: Array<[string, (pipeline: Pipeline, endMs: number) => Promise<numb
       [`kill -9 ${service}`, killTrial(service)] as [string, (p: Pipeline, e: number) => Promise<number>],
   ),
   [
-    'broker restart mid-run',
+    `broker down for ${brokerDownMs} ms mid-run`,
     async (pipeline) => {
       await sleep(
         Math.max(0, pipeline.range.fromMs + (pipeline.range.toMs - pipeline.range.fromMs) / 3 - Date.now()),
       );
-      await stackScript('kafka.sh', 'restart');
+      await stackScript('kafka.sh', 'stop');
+      await sleep(brokerDownMs);
+      await stackScript('kafka.sh', 'start');
       return 1;
     },
   ],

@@ -68,7 +68,7 @@ export const aggregatorConfigSpec = {
         (value) => value === undefined || /^\d+$/.test(value.trim()),
         'must be a non-negative integer (ms)',
       ),
-    'Wall-clock silence after which a read-up input stops holding stream time back, and with all inputs quiet stream time follows the clock (default = GRACE_MS). Keep it above the time your collectors need to reconnect after a Kafka outage: samples they deliver later than this after going quiet can land in closed windows (late).',
+    'Wall-clock silence after which a read-up input stops holding stream time back, and with all inputs quiet stream time follows the clock (default = GRACE_MS). A Kafka outage longer than half of it does not count as silence: the count starts again when Kafka answers. Keep it above the time your collectors need to deliver what they buffered once Kafka is back (or after they restart): samples that come later than this after going quiet can land in closed windows (late).',
   ),
   dedupeRetentionMs: env(
     'DEDUPE_RETENTION_MS',
@@ -112,6 +112,15 @@ export const aggregatorConfigSpec = {
 export type AggregatorConfig = Omit<ConfigOf<typeof aggregatorConfigSpec>, 'idleAdvanceMs'> & {
   idleAdvanceMs: number;
 };
+
+/**
+ * The silence between contacts with Kafka after which every input's quiet time starts again
+ * (`TaskSettings.contactGapMs`): half of IDLE_ADVANCE_MS, so an outage cannot use the idle advance up, but
+ * never less than three ticks, so a slow tick or two on a busy machine does not count as an outage.
+ */
+export function contactGapMs(config: Pick<AggregatorConfig, 'idleAdvanceMs' | 'tickMs'>): number {
+  return Math.max(config.idleAdvanceMs / 2, 3 * config.tickMs);
+}
 
 export function loadConfig(source: Record<string, string | undefined> = process.env): AggregatorConfig {
   const raw = readConfig(aggregatorConfigSpec, source);

@@ -103,6 +103,7 @@ export class AggregatorDriver {
     nowMs: number,
   ): Step {
     const task = this.require(partition);
+    task.contact(nowMs);
     const out = emptyOutput();
     for (let i = 0; i < count; i++) {
       const record = recordAt(i);
@@ -112,9 +113,10 @@ export class AggregatorDriver {
     return this.step(task, out);
   }
 
-  /** Time passes without records (idle advance). */
+  /** Time passes without records (idle advance); the shell got the inputs' end offsets just before. */
   tick(partition: number, nowMs: number): Step {
     const task = this.require(partition);
+    task.contact(nowMs);
     const out = emptyOutput();
     task.closeWindows(nowMs, out);
     return this.step(task, out);

@@ -14,7 +14,7 @@ import {
   type PodAllocationSample,
   type UsageEvent,
 } from '@gpu-meter/kit';
-import { loadConfig } from './config.js';
+import { contactGapMs, loadConfig } from './config.js';
 import { createAggregatorMetrics } from './metrics.js';
 import { RemoteDriver } from './remote-driver.js';
 import { AggregatorService } from './service.js';
@@ -73,6 +73,7 @@ async function main(): Promise<void> {
           windowMs: config.windowMs,
           graceMs: config.graceMs,
           idleAdvanceMs: config.idleAdvanceMs,
+          contactGapMs: contactGapMs(config),
           latePolicy: config.latePolicy,
           dedupeRetentionMs: config.dedupeRetentionMs,
           maxSampleSpanMs: config.maxSampleSpanMs,

@@ -15,6 +15,11 @@ export interface TaskSettings {
   readonly latePolicy: 'late-topic' | 'correction';
   /** How long (on the input's own watermark) a sample id stays known after its last window end + grace. */
   readonly dedupeRetentionMs: number;
+  /**
+   * Longest silence expected between two contacts with Kafka (a fetched batch or a tick's end offsets).
+   * After a longer one, every input's quiet time starts again (see `contact`). Absent: not checked.
+   */
+  readonly contactGapMs?: number;
 }
 
 export interface InputState {
@@ -90,12 +95,15 @@ export class Task {
   private readonly dedupe = new Map<string, Seen>();
   /** End of the last closed window (every window ending at or before it is closed). */
   closed: number | null = null;
+  /** Wall clock of the latest contact with Kafka (or of the restore). */
+  private lastContactMs: number;
 
   constructor(
     private readonly settings: TaskSettings,
     inputs: ReadonlyArray<{ topic: string; partition: number }>,
     nowMs: number,
   ) {
+    this.lastContactMs = nowMs;
     this.inputs = inputs.map((i) => ({
       ...i,
       wm: null,
@@ -229,6 +237,18 @@ export class Task {
       seen !== undefined &&
       (wm === null || wm < seen.lastEnd + this.settings.graceMs + this.settings.dedupeRetentionMs)
     );
+  }
+
+  /**
+   * The shell reached Kafka at nowMs. After a silence longer than `contactGapMs` (Kafka unreachable), every
+   * input's quiet time starts again: the producers held up by the same outage deliver only now, and an input
+   * may stop holding stream time back only after IDLE_ADVANCE_MS of quiet that could be seen, not of outage.
+   */
+  contact(nowMs: number): void {
+    const gap = this.settings.contactGapMs;
+    if (gap !== undefined && nowMs - this.lastContactMs > gap)
+      for (const input of this.inputs) input.lastRecordMs = Math.max(input.lastRecordMs, nowMs);
+    this.lastContactMs = Math.max(this.lastContactMs, nowMs);
   }
 
   /** Marks offsets below `next` as consumed (e.g. transaction markers after the last record). */

@@ -1,7 +1,7 @@
 import { ConfigError } from '@gpu-meter/kit';
 import { describe, expect, it } from 'vitest';
 import { coPartitionedAssignment } from '../src/assigner.js';
-import { loadConfig } from '../src/config.js';
+import { contactGapMs, loadConfig } from '../src/config.js';
 import { checkCoPartitioned } from '../src/startup.js';
 
 const minimal = { KAFKA_BROKERS: 'k:9092', SCHEMA_REGISTRY_URL: 'http://r:8081' };
@@ -17,6 +17,11 @@ describe('config', () => {
       autoCreateTopics: true,
     });
     expect(loadConfig({ ...minimal, GRACE_MS: '100' }).idleAdvanceMs).toBe(100);
+  });
+
+  it('restarts quiet time after a contact gap of half the idle advance, never under three ticks', () => {
+    expect(contactGapMs(loadConfig(minimal))).toBe(15_000);
+    expect(contactGapMs(loadConfig({ ...minimal, IDLE_ADVANCE_MS: '1000', TICK_MS: '500' }))).toBe(1500);
   });
 
   it('names the variable it rejects', () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { AggregatorDriver, type DriverRecord } from '../src/driver.js';
 import { usageEventId } from '../src/groups.js';
 import { decodeOffsetMetadata } from '../src/offset-metadata.js';
-import { baseSettings, BW, pod, POD } from './harness.js';
+import { baseSettings, BW, bw, pod, POD } from './harness.js';
 
 const rec = (offset: number, value: ReturnType<typeof pod>): DriverRecord => ({
   topic: POD,
@@ -113,6 +113,42 @@ describe('task', () => {
     expect(d.tick(0, baseSettings.idleAdvanceMs - 1).events).toEqual([]);
     d.observeEnd(POD, 0, 2);
     expect(d.tick(0, baseSettings.idleAdvanceMs).events).toHaveLength(2); // both quiet long enough
+  });
+
+  it('counts no quiet time across a gap in contact with Kafka: after an outage both inputs hold again', () => {
+    const bwRec = (offset: number, id: string, t: number): DriverRecord => ({
+      topic: BW,
+      partition: 0,
+      offset,
+      decoded: { kind: 'bandwidth', value: bw({ id, observedAtMs: t, spanStartMs: t - 250 }) },
+    });
+    const run = (contactGapMs: number | undefined) => {
+      const d = new AggregatorDriver({ ...baseSettings, contactGapMs });
+      const nothing = { offset: null, metadata: null };
+      d.assign(0, [nothing, nothing], 0);
+      d.observeEnd(POD, 0, 1);
+      d.observeEnd(BW, 0, 1);
+      d.process(0, [rec(0, sample('a', 1250))], 1000);
+      d.process(0, [bwRec(0, 'b', 1250)], 1000);
+      // Kafka unreachable from wall clock 1 s to 30 s. Then the pod input delivers first, far ahead.
+      d.observeEnd(POD, 0, 2);
+      const first = d.process(0, [rec(1, sample('c', 5000))], 30_000);
+      // The bandwidth collector's sample held up by the outage arrives a second later.
+      d.observeEnd(BW, 0, 2);
+      const held = d.process(0, [bwRec(1, 'd', 1500)], 31_000);
+      const ticks = [];
+      for (let now = 32_000; now <= 42_000; now += 1000) ticks.push(...d.tick(0, now).events);
+      return { first, held, events: [...first.events, ...held.events, ...ticks] };
+    };
+    const withGap = run(2000);
+    expect(withGap.first.events).toEqual([]); // the bandwidth input holds: its quiet time restarted at 30 s
+    expect(withGap.held.late).toEqual([]);
+    const window = withGap.events.find((e) => e.windowStartMs === 1000)!;
+    expect(window.sampleCount).toBe(3); // a, b and the held-up d
+    // Without the rule the outage counts as quiet: the window closes at 30 s and d is late.
+    const withoutGap = run(undefined);
+    expect(withoutGap.first.events.find((e) => e.windowStartMs === 1000)!.sampleCount).toBe(2);
+    expect(withoutGap.held.late).toHaveLength(1);
   });
 
   it('waits for an input that is behind (min watermark) even if the other is far ahead', () => {
