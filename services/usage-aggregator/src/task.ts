@@ -33,7 +33,7 @@ export interface InputState {
   through: number | null;
   /** Latest known log end offset; null until a fetch or poll told us. */
   end: number | null;
-  /** Wall clock of the last record on this input (or of the restore). */
+  /** Wall clock of the last record on this input (or of the restore, or of the contact after an outage). */
   lastRecordMs: number;
 }
 
