@@ -134,3 +134,19 @@ export async function partitionCounts(admin: Admin, topics: readonly string[]): 
   const metadata = await admin.fetchTopicMetadata({ topics: [...topics] });
   return new Map(metadata.topics.map((topic) => [topic.name, topic.partitions.length]));
 }
+
+/**
+ * Right after a transaction ends the coordinator is still writing its markers and answers the next
+ * transaction's AddOffsetsToTxn with CONCURRENT_TRANSACTIONS, which kafkajs does not retry there (the Java
+ * client does): `work` (a `sendOffsets`) is tried again after 10, 20, 30 ... ms.
+ */
+export async function retryConcurrentTransactions<T>(work: () => Promise<T>, attempts = 20): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      if ((error as { type?: string }).type !== 'CONCURRENT_TRANSACTIONS' || attempt >= attempts) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 10 * attempt));
+    }
+  }
+}

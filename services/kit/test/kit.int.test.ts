@@ -8,6 +8,7 @@ import {
   clickhouseConfigSpec,
   quote,
   readSchemaText,
+  retryConcurrentTransactions,
   TopicSerde,
   type UsageEvent,
 } from '@gpu-meter/kit';
@@ -214,10 +215,13 @@ describe('Kafka transactions', () => {
     expect((await offsets()).offset).toBe('-1');
 
     const committed = await producer.transaction();
-    await committed.sendOffsets({
-      consumerGroupId: groupId,
-      topics: [{ topic, partitions: [{ partition: 0, offset: '7' }] }],
-    });
+    // Right after the abort the coordinator may still be writing its markers (CONCURRENT_TRANSACTIONS).
+    await retryConcurrentTransactions(() =>
+      committed.sendOffsets({
+        consumerGroupId: groupId,
+        topics: [{ topic, partitions: [{ partition: 0, offset: '7' }] }],
+      }),
+    );
     await committed.commit();
     expect((await offsets()).offset).toBe('7');
   });

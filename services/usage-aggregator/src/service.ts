@@ -1,4 +1,11 @@
-import { errorMessage, sendInChunks, type Logger, type TopicSerde, type UsageEvent } from '@gpu-meter/kit';
+import {
+  errorMessage,
+  retryConcurrentTransactions,
+  sendInChunks,
+  type Logger,
+  type TopicSerde,
+  type UsageEvent,
+} from '@gpu-meter/kit';
 import type { Admin, Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
 import { coPartitionedAssigner } from './assigner.js';
 import type { AggregatorConfig } from './config.js';
@@ -343,7 +350,7 @@ export class AggregatorService {
       await sendInChunks(send, config.lateSamplesTopic, outbox.late);
       await sendInChunks(send, config.usageEventsTopic, events);
       if (outbox.commits.length > 0) {
-        await retryConcurrent(() =>
+        await retryConcurrentTransactions(() =>
           transaction.sendOffsets({
             consumerGroupId: config.consumerGroupId,
             topics: outbox.commits.map((c) => ({
@@ -427,20 +434,5 @@ export class AggregatorService {
     m.openWindows.set(windows);
     m.openGroups.set(groups);
     m.dedupeIds.set(ids);
-  }
-}
-
-/**
- * Right after a commit the coordinator is still writing its markers and answers the next transaction's
- * AddOffsetsToTxn with CONCURRENT_TRANSACTIONS, which kafkajs does not retry there (the Java client does).
- */
-async function retryConcurrent<T>(work: () => Promise<T>, attempts = 20): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await work();
-    } catch (error) {
-      if ((error as { type?: string }).type !== 'CONCURRENT_TRANSACTIONS' || attempt >= attempts) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 10 * attempt));
-    }
   }
 }
