@@ -1,10 +1,10 @@
 /**
- * `npm run faults [-- --scenario F --kills-per-service N --outage-ms N --broker-down-ms N --only word]`: the long fault suite,
- * outside the default test run. Each trial plays the scenario through the whole pipeline while injecting one
- * kind of fault, then compares ground truth, usage topic, ClickHouse and OpenMeter totals (the fault-free
- * result is the ground truth, which the fault-free `verify` run matches). Then the service-level fault tests
- * that restart shared services (the `*.faults.ts` files under services/<name>/test/faults, run by vitest).
- * Prints every trial and the differences found.
+ * `npm run faults [-- --scenario F --kills-per-service N --outage-ms N --broker-down-ms N --only word]`:
+ * the long fault suite, outside the default test run. Each trial plays the scenario through the whole
+ * pipeline while injecting one kind of fault, then compares ground truth, usage topic, ClickHouse and
+ * OpenMeter totals (the fault-free result is the ground truth, which the fault-free `verify` run matches).
+ * Then the service-level fault tests that restart shared services (the `*.faults.ts` files under
+ * services/<name>/test/faults, run by vitest). Prints every trial and the differences found.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';

@@ -22,8 +22,9 @@ export class ServiceProcess {
    * machine); silence means the launch itself hung before any service code ran.
    */
   static readonly SILENT_LAUNCH_MS = 30_000;
-  /** Lines the current child has printed. */
-  private childLines = 0;
+  /** Output chunks the current child has printed, and when it was spawned. */
+  private childChunks = 0;
+  private startedAt = 0;
 
   start(): this {
     this.launch(2);
@@ -39,7 +40,7 @@ export class ServiceProcess {
   private launch(relaunches: number): void {
     const child = this.spawnChild();
     const watchdog = setInterval(() => {
-      if (this.child !== child || !this.running || this.childLines > 0) return clearInterval(watchdog);
+      if (this.child !== child || !this.running || this.childChunks > 0) return clearInterval(watchdog);
       if (Date.now() - this.startedAt < ServiceProcess.SILENT_LAUNCH_MS || relaunches === 0) return;
       clearInterval(watchdog);
       const note = `[harness] ${this.service} pid ${child.pid} printed nothing in ${ServiceProcess.SILENT_LAUNCH_MS} ms; killed and launched again`;
@@ -51,11 +52,9 @@ export class ServiceProcess {
     watchdog.unref();
   }
 
-  private startedAt = 0;
-
   private spawnChild(): ChildProcess {
     this.startedAt = Date.now();
-    this.childLines = 0;
+    this.childChunks = 0;
     const child = spawn(process.execPath, ['--import', 'tsx', `services/${this.service}/src/main.ts`], {
       cwd: REPO_ROOT,
       env: { ...process.env, LOG_LEVEL: 'info', ...this.env },
@@ -66,7 +65,7 @@ export class ServiceProcess {
     const logFile = logDir ? `${logDir}/${this.service}-${child.pid}.log` : undefined;
     if (logDir) mkdirSync(logDir, { recursive: true });
     const keep = (chunk: Buffer) => {
-      this.childLines += 1;
+      this.childChunks += 1;
       for (const line of String(chunk).split('\n')) if (line.trim()) this.output.push(line);
       if (logFile) appendFileSync(logFile, chunk);
       if (this.output.length > 20_000) this.output.splice(0, this.output.length - 20_000);
