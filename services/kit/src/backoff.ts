@@ -10,13 +10,21 @@ export interface BackoffPolicy {
 
 export const DEFAULT_BACKOFF: BackoffPolicy = Object.freeze({ initialMs: 200, maxMs: 30_000 });
 
+/** Start-up and reconnect retries (schema registry, Kubernetes watches): 250 ms doubling up to 10 s. */
+export const RECONNECT_BACKOFF: BackoffPolicy = Object.freeze({ initialMs: 250, maxMs: 10_000 });
+
+/** min(maxMs, initialMs · 2^attempt): attempt n's longest wait, and its whole wait where no jitter is used. */
+export function backoffCeiling(attempt: number, policy: BackoffPolicy = DEFAULT_BACKOFF): number {
+  // 2^n overflows to Infinity for large n; min() still caps it.
+  return Math.min(policy.maxMs, policy.initialMs * 2 ** Math.max(0, attempt));
+}
+
 export function backoffDelay(
   attempt: number,
   policy: BackoffPolicy = DEFAULT_BACKOFF,
   random: () => number = Math.random,
 ): number {
-  // 2^n overflows to Infinity for large n; min() still caps it.
-  const ceiling = Math.min(policy.maxMs, policy.initialMs * 2 ** Math.max(0, attempt));
+  const ceiling = backoffCeiling(attempt, policy);
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
 }
 

@@ -7,6 +7,7 @@ import {
   type V1Node,
   type V1Pod,
 } from '@kubernetes/client-node';
+import { backoffCeiling, RECONNECT_BACKOFF } from './backoff.js';
 import type { ConfigOf } from './config.js';
 import { errorMessage } from './errors.js';
 import type { kubernetesConfigSpec } from './common-config.js';
@@ -97,7 +98,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     if (this.stopped) return;
     this.hooks.onError?.(this.kind, error);
     this.failures += 1;
-    const delayMs = Math.min(10_000, 250 * 2 ** Math.min(this.failures - 1, 6));
+    const delayMs = backoffCeiling(this.failures - 1, RECONNECT_BACKOFF);
     this.logger.warn(
       { kind: this.kind, err: errorMessage(error), retryInMs: delayMs },
       'watch failed; restarting informer',

@@ -1,4 +1,5 @@
 import type { Kafka, Producer } from 'kafkajs';
+import { backoffCeiling, RECONNECT_BACKOFF } from './backoff.js';
 import { BufferedSender, type OutgoingMessage } from './buffered-sender.js';
 import { errorMessage } from './errors.js';
 import type { Logger } from './logger.js';
@@ -49,7 +50,7 @@ export class SamplePublisher<T extends { subject: string }> {
         break;
       } catch (error) {
         if (signal?.aborted) throw error;
-        const delayMs = Math.min(10_000, 250 * 2 ** Math.min(attempt, 6));
+        const delayMs = backoffCeiling(attempt, RECONNECT_BACKOFF);
         this.options.logger.warn(
           { err: errorMessage(error), retryInMs: delayMs },
           'schema registry not ready; retrying',

@@ -1,5 +1,6 @@
 import avro from 'avsc';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import { backoffCeiling, RECONNECT_BACKOFF } from './backoff.js';
 import { errorMessage, GpuMeterError, PoisonRecordError } from './errors.js';
 import type { Logger } from './logger.js';
 import { avroType, readSchemaText, type SchemaName } from './schemas.js';
@@ -146,7 +147,7 @@ export class TopicSerde<T> {
         if (error instanceof GpuMeterError && !error.retriable) throw error;
         if ((error as { status?: number }).status !== undefined && (error as { status: number }).status < 500)
           throw error;
-        const retryInMs = Math.min(10_000, 250 * 2 ** Math.min(attempt, 6));
+        const retryInMs = backoffCeiling(attempt, RECONNECT_BACKOFF);
         logger.warn(
           { subject: this.subject, err: errorMessage(error), retryInMs },
           'schema registry failed; retrying',

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { BatchAccumulator, backoffDelay, type SourceRecord } from '@gpu-meter/kit';
+import {
+  BatchAccumulator,
+  backoffCeiling,
+  backoffDelay,
+  RECONNECT_BACKOFF,
+  type SourceRecord,
+} from '@gpu-meter/kit';
 
 const record = (partition: number, offset: number): SourceRecord => ({
   topic: 't',
@@ -24,6 +30,14 @@ describe('backoffDelay', () => {
       expect(backoffDelay(attempt, policy, () => 1)).toBe(5_000);
       expect(backoffDelay(attempt, policy, () => 0)).toBe(2_500);
     }
+  });
+});
+
+describe('backoffCeiling', () => {
+  it('waits 250 ms doubling to 10 s on reconnects (registry, watches), for any attempt count', () => {
+    expect([0, 1, 2, 5, 6, 7, 5000].map((n) => backoffCeiling(n, RECONNECT_BACKOFF))).toEqual([
+      250, 500, 1000, 8000, 10_000, 10_000, 10_000,
+    ]);
   });
 });
 
