@@ -88,7 +88,6 @@ async function sendAll(
   }
 }
 
-/** Raw topics preloaded with N samples plus, per partition, one far-future sample that closes every window. */
 /** Topics and encoded samples ready to send; `produce()` sends them and returns the end offsets. */
 async function prepareSamples(tag: string, count: number, partitions: number) {
   const topics = {
@@ -162,7 +161,6 @@ function aggregatorEnv(topics: BenchTopics, group: string): Record<string, strin
   return benchAggregatorEnv(stackEnv, topics, group, P);
 }
 
-/** Starts `instances` aggregators and times them from ready until every partition's commit reaches the end. */
 /**
  * Times `instances` aggregators over `count` samples until every partition's commit reaches the end.
  * 'backlog': the samples are on the topic before the instance starts (timed from its ready line).
