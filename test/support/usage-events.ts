@@ -1,4 +1,5 @@
 import {
+  createLogger,
   createSchemaRegistry,
   TopicSerde,
   USAGE_QUANTITIES,
@@ -62,7 +63,8 @@ export async function usageSerde(topic: string): Promise<TopicSerde<UsageEvent>>
   const env = stackEnv();
   const settings = { schemaRegistryUrl: env.SCHEMA_REGISTRY_URL! };
   const serde = new TopicSerde<UsageEvent>(createSchemaRegistry(settings), settings, topic, 'usageEvent');
-  await serde.register();
+  // Retried like the services' registration: a registry that stalls on a loaded machine fails the first try.
+  await serde.registerRetrying(createLogger('test-registry', 'warn'));
   return serde;
 }
 

@@ -1,4 +1,5 @@
 import {
+  createLogger,
   createSchemaRegistry,
   deterministicId,
   sendInChunks,
@@ -81,8 +82,10 @@ export async function serdes(topics: Topics) {
   const pods = new TopicSerde<PodAllocationSample>(registry, settings, topics.pods, 'podAllocationSample');
   const bandwidth = new TopicSerde<BandwidthSample>(registry, settings, topics.bandwidth, 'bandwidthSample');
   const events = new TopicSerde<UsageEvent>(registry, settings, topics.events, 'usageEvent');
-  await pods.register();
-  await bandwidth.register();
+  // Retried like the services' registration: a registry that stalls on a loaded machine fails the first try.
+  const logger = createLogger('test-registry', 'warn');
+  await pods.registerRetrying(logger);
+  await bandwidth.registerRetrying(logger);
   return { pods, bandwidth, events };
 }
 
