@@ -3,6 +3,7 @@ import {
   migSlices,
   migUuid,
   gpuUuid,
+  podLabels,
   type ClusterModel,
   type PodFacts,
   type ReservationFacts,
@@ -137,13 +138,7 @@ export function podObject(ctx: ObjectContext, p: PodFacts, stage: Stage, deleted
   const gpu = gpuMetadata(ctx, p, scheduled);
   const omit = (record: Record<string, string>) =>
     Object.fromEntries(Object.entries(record).filter(([k]) => !pod.omit.includes(k)));
-  const labels = omit({
-    project: pod.project,
-    'runai/queue': p.queue,
-    ...(pod.workloadKind ? { workloadKind: pod.workloadKind } : {}),
-    ...gpu.labels,
-    ...pod.labels,
-  });
+  const labels = podLabels(pod, gpu.labels);
   const annotations = omit({
     user: pod.user,
     workloadId: p.workloadId,

@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import type { V1Pod } from '@kubernetes/client-node';
+import { describeRunaiPod } from '@gpu-meter/kit';
 import type { MetricSegment, Scenario, ScenarioNode, ScenarioPod } from './scenario.js';
 
 /**
@@ -8,13 +10,6 @@ import type { MetricSegment, Scenario, ScenarioNode, ScenarioPod } from './scena
  */
 export const MIB = 2 ** 20;
 export const MIG_SLICES = 7;
-
-const PRIORITY_CLASS_KINDS: Readonly<Record<string, string>> = {
-  train: 'Training',
-  build: 'Interactive',
-  'interactive-preemptible': 'Interactive',
-  inference: 'Inference',
-};
 
 export type Device =
   | { kind: 'whole'; indices: number[] }
@@ -103,12 +98,6 @@ export function migSlices(profile: string): { compute: number; memoryGb: number 
   return { compute: Number(m[1]), memoryGb: Number(m[2]) };
 }
 
-export function workloadTypeOf(pod: ScenarioPod): string {
-  const kind = pod.omit.includes('workloadKind') ? undefined : pod.workloadKind;
-  if (kind) return kind;
-  return (pod.priorityClassName && PRIORITY_CLASS_KINDS[pod.priorityClassName]) || 'Unknown';
-}
-
 function deviceOf(pod: ScenarioPod, node: ScenarioNode): Device | undefined {
   const g = pod.gpu;
   if (!g) return undefined;
@@ -132,23 +121,43 @@ function levels(device: Device | undefined, node: ScenarioNode): { gpus: number;
 }
 
 /**
- * Attribution as the collectors' contract has it (schemas/pod-allocation-sample.avsc): label `project`, else
- * namespace runai-<project>, else label runai/queue — read from the metadata the pod actually carries.
+ * The labels the served pod carries (k8s-objects.ts renders exactly these): the scenario's fields, then the
+ * scheduler's `scheduled` labels, then the extra `labels` (which win), less the `omit` keys.
  */
-function attribution(scenario: Scenario, pod: ScenarioPod, namespace: string) {
+export function podLabels(pod: ScenarioPod, scheduled: Record<string, string> = {}): Record<string, string> {
   const labels: Record<string, string> = {
     project: pod.project,
     'runai/queue': pod.queue ?? pod.project,
+    ...(pod.workloadKind ? { workloadKind: pod.workloadKind } : {}),
+    ...scheduled,
     ...pod.labels,
   };
   for (const key of pod.omit) delete labels[key];
-  const fromNamespace = namespace.startsWith('runai-') ? namespace.slice('runai-'.length) : '';
-  const project = labels.project || fromNamespace || labels['runai/queue'] || '';
+  return labels;
+}
+
+/**
+ * Billing dimensions as a collector reads them off the served pod's metadata: the kit's pod model itself
+ * (project from label, namespace or queue; workload kind from label or priority class; customer and
+ * department maps), so the truth cannot drift from the collectors' contract in a second copy.
+ */
+function attribution(scenario: Scenario, pod: ScenarioPod, namespace: string) {
+  const metadataOnly = {
+    metadata: { namespace, labels: podLabels(pod) },
+    spec: pod.priorityClassName ? { priorityClassName: pod.priorityClassName } : {},
+  } as V1Pod;
+  const seen = describeRunaiPod(metadataOnly, undefined, {
+    clusterId: scenario.clusterId,
+    projectDepartments: scenario.departments,
+    projectCustomers: scenario.customers,
+    fallbackSubject: '',
+  });
   return {
-    queue: labels['runai/queue'] ?? '',
-    project,
-    subject: project ? (scenario.customers[project] ?? project) : undefined,
-    department: project ? (scenario.departments[project] ?? '') : '',
+    queue: seen.queue,
+    project: seen.project,
+    subject: seen.attributed ? seen.subject : undefined,
+    department: seen.department,
+    workloadType: seen.workloadType,
   };
 }
 
@@ -164,7 +173,6 @@ export function buildModel(scenario: Scenario): ClusterModel {
       namespace,
       uid: podUid(scenario, namespace, pod.name),
       workloadId: pod.workloadId ?? uuidFrom(scenario.clusterId, 'workload', namespace, pod.name),
-      workloadType: workloadTypeOf(pod),
       ...attribution(scenario, pod, namespace),
       gpuType: device ? node.gpuProduct : '',
       device,
