@@ -1,19 +1,24 @@
 /**
- * `npm run faults [-- --scenario F --kills-per-service N --outage-ms N --broker-down-ms N --only word]`:
- * the long fault suite, outside the default test run. Each trial plays the scenario through the whole
- * pipeline while injecting one kind of fault, then compares ground truth, usage topic, ClickHouse and
- * OpenMeter totals (the fault-free result is the ground truth, which the fault-free `verify` run matches).
- * Then the service-level fault tests that restart shared services (the `*.faults.ts` files under
- * services/<name>/test/faults, run by vitest). Prints every trial and the differences found.
+ * `npm run faults [-- --scenario FILE --only NAME[,NAME...] --seed N ...]`: the long fault suite, outside the
+ * default test run. Each trial plays the scenario through the whole pipeline while injecting one fault, then
+ * compares ground truth, usage topic, ClickHouse and OpenMeter per invoice line (subject, project,
+ * department, workload type, GPU type) and window. `--only` takes exact trial names or prefixes (`kill`).
+ * Each trial ends with a line `trial NAME: N differences`; the run's last line is `faults: N differences`
+ * and the exit code is 1 on any difference.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { Kafka, logLevel } from 'kafkajs';
-import { loadScenario } from '@gpu-meter/simulator';
-import { renderTable } from '../pipeline/compare.js';
+import { loadScenario, buildModel, type Scenario } from '@gpu-meter/simulator';
+import { renderComparison, truthAcross, type AmbiguousAttribution } from '../pipeline/compare.js';
 import type { Fault } from '../support/fake-openmeter.js';
-import { startPipeline, type Pipeline } from '../pipeline/pipeline.js';
+import {
+  startPipeline,
+  type CompareOptions,
+  type Pipeline,
+  type PipelineOptions,
+} from '../pipeline/pipeline.js';
 import { endpointsFromEnvironment, ENDPOINT_KEYS, REPO_ROOT } from '../support/stack-env.js';
 
 const { values: args } = parseArgs({
@@ -22,6 +27,7 @@ const { values: args } = parseArgs({
     'kills-per-service': { type: 'string', default: '3' },
     'outage-ms': { type: 'string', default: '60000' },
     'broker-down-ms': { type: 'string', default: '30000' },
+    'collector-down-ms': { type: 'string', default: '180000' },
     'window-ms': { type: 'string', default: '10000' },
     'interval-ms': { type: 'string', default: '2000' },
     only: { type: 'string' },
@@ -38,28 +44,48 @@ const intervalMs = Number(args['interval-ms']);
 const outageMs = Number(args['outage-ms']);
 // Longer than the pipeline's IDLE_ADVANCE_MS (20 s): an outage must not count as the inputs' quiet time.
 const brokerDownMs = Number(args['broker-down-ms']);
+// Longer than grace and IDLE_ADVANCE_MS: an upgrade or node drain, not a blip.
+const collectorDownMs = Number(args['collector-down-ms']);
 const killsPerService = Number(args['kills-per-service']);
-const only = args.only?.split(',');
+// The runai-collector's default: how far a restarted replica re-publishes, under the config it restarts with.
+const BACKFILL_MAX_MS = 300_000;
+// The aggregator's minimum session timeout: a paused instance loses its tasks quickly.
+const ZOMBIE_SESSION_TIMEOUT_MS = 6_000;
+const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
 
 // A small seeded generator so a failing run can be repeated with --seed.
 let state = Number(args.seed) % 2_147_483_647 || 1;
 const random = () => (state = (state * 48_271) % 2_147_483_647) / 2_147_483_647;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const sleepUntil = (ms: number) => sleep(Math.max(0, ms - Date.now()));
 const say = (line: string) => process.stdout.write(`${line}\n`);
+
+/** What a trial did: faults injected, and how to compare when the fault makes the truth non-unique. */
+interface Injected {
+  faults: number;
+  compare?: CompareOptions;
+}
+
+interface Trial {
+  name: string;
+  description: string;
+  /** Pipeline options beyond the trials' common ones (replicas, per-service or per-replica env). */
+  pipeline?: Partial<PipelineOptions>;
+  inject(pipeline: Pipeline): Promise<Injected>;
+}
 
 interface TrialResult {
   name: string;
   faults: number;
   differences: number;
-  table: string;
 }
 
-/** Runs one trial: pipeline up, `inject` during the scenario, then compare once everything settled. */
-async function trial(
-  name: string,
-  inject: (pipeline: Pipeline, endMs: number) => Promise<number>,
-): Promise<TrialResult> {
-  const scenario = loadScenario(scenarioFile);
+/** A moment `fraction` of the way through the compared windows. */
+const at = (pipeline: Pipeline, fraction: number) =>
+  pipeline.range.fromMs + fraction * (pipeline.range.toMs - pipeline.range.fromMs);
+
+/** Runs one pipeline trial: pipeline up, inject during the scenario, then compare once everything settled. */
+async function runTrial(trial: Trial, scenario: Scenario): Promise<TrialResult> {
   const pipeline = await startPipeline({
     scenario,
     stackEnv,
@@ -69,21 +95,25 @@ async function trial(
     // bandwidth collector is down cannot be backfilled. Replicas publish the same ids; the aggregator dedupes.
     replicas: { 'runai-collector': 2, 'bandwidth-collector': 2 },
     serviceEnv: { LOG_LEVEL: 'info' },
+    ...trial.pipeline,
   });
   try {
-    const faults = await inject(pipeline, pipeline.range.toMs);
-    const settleAt = pipeline.range.toMs + 2 * intervalMs + 5_000;
-    while (Date.now() < settleAt) await sleep(500);
+    const injected = await trial.inject(pipeline);
+    // The last window closes at its end + grace; a restarted service needs a moment past its fault too.
+    await sleepUntil(Math.max(pipeline.range.toMs, Date.now()) + 2 * intervalMs + 5_000);
     const deadline = Date.now() + 180_000;
-    let result = await pipeline.compare();
+    let result = await pipeline.compare(injected.compare);
     while (!result.ok && Date.now() < deadline) {
       await sleep(3_000);
-      result = await pipeline.compare();
+      result = await pipeline.compare(injected.compare);
     }
-    const differences = result.rows.filter((row) => !row.ok).length + (result.rows.length === 0 ? 1 : 0);
-    let table = renderTable(result.rows);
-    if (differences > 0) table += `\n${await diagnostics(pipeline)}`;
-    return { name, faults, differences, table };
+    if (result.differences > 0) {
+      say(renderComparison(result.comparison));
+      for (const { source, line } of result.foreign)
+        say(`  ${source}: billed to neither the old nor the new attribution: ${JSON.stringify(line)}`);
+      say(await diagnostics(pipeline));
+    }
+    return { name: trial.name, faults: injected.faults, differences: result.differences };
   } finally {
     await pipeline.stop();
   }
@@ -91,12 +121,7 @@ async function trial(
 
 /** What a failed trial leaves to look at: late and dead-lettered records, and each process's errors. */
 async function diagnostics(pipeline: Pipeline): Promise<string> {
-  const kafka = new Kafka({
-    clientId: 'faults',
-    brokers: stackEnv.KAFKA_BROKERS!.split(','),
-    logLevel: logLevel.NOTHING,
-  });
-  const admin = kafka.admin();
+  const admin = pipeline.kafka.admin();
   await admin.connect();
   const lines: string[] = [];
   try {
@@ -124,20 +149,23 @@ async function diagnostics(pipeline: Pipeline): Promise<string> {
 }
 
 /** SIGKILL a replica of `service` at random moments of the scenario, restarting it after 0-2 s. */
-function killTrial(service: string) {
-  return async (pipeline: Pipeline, endMs: number) => {
-    const startMs = pipeline.range.fromMs;
-    const moments = Array.from(
-      { length: killsPerService },
-      () => startMs + random() * (endMs - startMs),
-    ).sort();
-    for (const moment of moments) {
-      await sleep(Math.max(0, moment - Date.now()));
-      const replicas = pipeline.services[service]!.length;
-      await pipeline.restart(service, Math.floor(random() * replicas), Math.floor(random() * 2000));
-      say(`  kill -9 ${service} at +${Math.round((Date.now() - startMs) / 1000)} s`);
-    }
-    return moments.length;
+function killTrial(service: string): Trial {
+  return {
+    name: `kill-${service}`,
+    description: `kill -9 ${service} ${killsPerService} times at random moments`,
+    inject: async (pipeline) => {
+      const moments = Array.from({ length: killsPerService }, () => at(pipeline, random())).sort();
+      for (const moment of moments) {
+        await sleepUntil(moment);
+        const replicas = pipeline.services[service]!.length;
+        const index = Math.floor(random() * replicas);
+        await pipeline.restart(service, index, { downMs: Math.floor(random() * 2000) });
+        say(
+          `  kill -9 ${service}[${index}] at +${Math.round((Date.now() - pipeline.range.fromMs) / 1000)} s`,
+        );
+      }
+      return { faults: moments.length };
+    },
   };
 }
 
@@ -152,43 +180,131 @@ async function stackScript(script: string, action: string): Promise<void> {
   if (code !== 0) throw new Error(`test/stack/${script} ${action} exited with ${code}`);
 }
 
-const trials: Array<[string, (pipeline: Pipeline, endMs: number) => Promise<number>]> = [
+function stackOutage(name: string, script: string, fraction: number, downMs: number): Trial {
+  return {
+    name,
+    description: `${script.replace('.sh', '')} stopped for ${downMs} ms mid-run`,
+    inject: async (pipeline) => {
+      await sleepUntil(at(pipeline, fraction));
+      await stackScript(script, 'stop');
+      await sleep(downMs);
+      await stackScript(script, 'start');
+      return { faults: 1 };
+    },
+  };
+}
+
+/** The pod that runs longest across `[fromMs, toMs)` of the scenario (offsets), with a `project` label. */
+function podRunningAcross(scenario: Scenario, fromMs: number, toMs: number) {
+  const candidates = buildModel(scenario)
+    .pods.filter(
+      (p) => p.project && !p.pod.omit.includes('project') && p.runStart <= fromMs && p.runEnd >= toMs,
+    )
+    .sort(
+      (a, b) =>
+        b.gpus - a.gpus || Math.min(b.runEnd, 1e15) - b.runStart - (Math.min(a.runEnd, 1e15) - a.runStart),
+    );
+  const pod = candidates[0];
+  if (!pod) throw new Error(`no labelled pod runs across offsets ${fromMs}-${toMs} ms of ${scenarioFile}`);
+  return pod;
+}
+
+/**
+ * Replica 1 restarts with a customer map that moves one project to another customer, replica 0 follows
+ * later. Until both run the new map (and for the backfill a restart re-publishes), a sample may carry either
+ * subject: those windows compare summed over the two, the others exactly, and nothing may go to a third.
+ */
+const configRollout: Trial = {
+  name: 'config-rollout',
+  description: 'runai-collector replicas on different PROJECT_CUSTOMERS, then both on the new one',
+  pipeline: { env: { 'runai-collector': { BACKFILL_MAX_MS: String(BACKFILL_MAX_MS) } } },
+  inject: async (pipeline) => {
+    const scenario = pipeline.simulator.model.scenario;
+    const startMs = pipeline.simulator.startMs;
+    const first = at(pipeline, 0.25);
+    const second = at(pipeline, 0.5);
+    const pod = podRunningAcross(scenario, first - startMs, second - startMs);
+    const oldSubject = pod.subject!;
+    const newSubject = `${oldSubject}-rolled`;
+    const customers = { ...scenario.customers, [pod.project]: newSubject };
+    const env = { BACKFILL_MAX_MS: String(BACKFILL_MAX_MS), PROJECT_CUSTOMERS: JSON.stringify(customers) };
+    await sleepUntil(first);
+    await pipeline.restart('runai-collector', 1, { env });
+    say(`  runai-collector[1] restarted mapping ${pod.project} to ${newSubject} (was ${oldSubject})`);
+    await sleepUntil(second);
+    await pipeline.restart('runai-collector', 0, { env });
+    say('  runai-collector[0] restarted with the new map');
+    const ambiguity: AmbiguousAttribution = {
+      fromMs: first - BACKFILL_MAX_MS,
+      // Replica 0 published old-map samples up to the grid point before `second`.
+      toMs: second + 2 * intervalMs,
+      alternatives: [oldSubject, newSubject].map((subject) => ({
+        subject,
+        project: pod.project,
+        department: pod.department,
+      })),
+    };
+    const truth = truthAcross(pipeline.truth(), pipeline.truth({ ...scenario, customers }), ambiguity.fromMs);
+    return { faults: 2, compare: { truth, ambiguity } };
+  },
+};
+
+/**
+ * A running pod's `project` label is edited mid-run. Each replica sees the edit on its own watch, so the
+ * samples around the edit may carry either project: those windows compare summed over the two attributions.
+ */
+const relabel: Trial = {
+  name: 'relabel',
+  description: "a running pod's project label edited mid-run",
+  inject: async (pipeline) => {
+    const scenario = pipeline.simulator.model.scenario;
+    const startMs = pipeline.simulator.startMs;
+    const editAt = at(pipeline, 0.5);
+    // Watch delivery is milliseconds; a sample is taken SAMPLE_DELAY_MS after its grid point.
+    const margin = 2 * intervalMs;
+    const pod = podRunningAcross(scenario, editAt - startMs - margin, editAt - startMs + margin);
+    const project = `${pod.project}-relabelled`;
+    await sleepUntil(editAt);
+    await pipeline.simulator.setPodLabels(pod.namespace, pod.pod.name, { project });
+    say(`  ${pod.namespace}/${pod.pod.name}: label project ${pod.project} -> ${project}`);
+    const relabelled = {
+      ...scenario,
+      pods: scenario.pods.map((p) =>
+        p === pod.pod ? { ...p, namespace: pod.namespace, labels: { ...p.labels, project } } : p,
+      ),
+    };
+    const ambiguity: AmbiguousAttribution = {
+      fromMs: editAt - margin,
+      toMs: editAt + margin,
+      alternatives: [
+        { subject: pod.subject!, project: pod.project, department: pod.department },
+        {
+          subject: scenario.customers[project] ?? project,
+          project,
+          department: scenario.departments[project] ?? '',
+        },
+      ],
+    };
+    const truth = truthAcross(pipeline.truth(), pipeline.truth(relabelled), ambiguity.fromMs);
+    return { faults: 1, compare: { truth, ambiguity } };
+  },
+};
+
+const trials: Trial[] = [
   ...[
     'usage-aggregator',
     'clickhouse-sink',
     'openmeter-forwarder',
     'runai-collector',
     'bandwidth-collector',
-  ].map(
-    (service) =>
-      [`kill -9 ${service}`, killTrial(service)] as [string, (p: Pipeline, e: number) => Promise<number>],
-  ),
-  [
-    `broker down for ${brokerDownMs} ms mid-run`,
-    async (pipeline) => {
-      await sleep(
-        Math.max(0, pipeline.range.fromMs + (pipeline.range.toMs - pipeline.range.fromMs) / 3 - Date.now()),
-      );
-      await stackScript('kafka.sh', 'stop');
-      await sleep(brokerDownMs);
-      await stackScript('kafka.sh', 'start');
-      return 1;
-    },
-  ],
-  [
-    `ClickHouse down for ${outageMs} ms`,
-    async (pipeline) => {
-      await sleep(Math.max(0, pipeline.range.fromMs + 10_000 - Date.now()));
-      await stackScript('clickhouse.sh', 'stop');
-      await sleep(outageMs);
-      await stackScript('clickhouse.sh', 'start');
-      return 1;
-    },
-  ],
-  [
-    `OpenMeter answering 429/500 for ${outageMs} ms`,
-    async (pipeline) => {
-      await sleep(Math.max(0, pipeline.range.fromMs + 10_000 - Date.now()));
+  ].map(killTrial),
+  stackOutage('broker-down', 'kafka.sh', 1 / 3, brokerDownMs),
+  stackOutage('clickhouse-down', 'clickhouse.sh', 0.1, outageMs),
+  {
+    name: 'openmeter-errors',
+    description: `OpenMeter answering 429/500 for ${outageMs} ms`,
+    inject: async (pipeline) => {
+      await sleepUntil(at(pipeline, 0.1));
       const until = Date.now() + outageMs;
       let injected = 0;
       while (Date.now() < until) {
@@ -205,35 +321,126 @@ const trials: Array<[string, (pipeline: Pipeline, endMs: number) => Promise<numb
         await sleep(100);
       }
       pipeline.openMeter.clearFaults();
-      return injected;
+      return { faults: injected };
     },
-  ],
+  },
+  {
+    name: 'collector-outage',
+    description: `every runai-collector replica down ${collectorDownMs} ms, then restarted (backfill)`,
+    inject: async (pipeline) => {
+      await sleepUntil(at(pipeline, 1 / 3));
+      const replicas = pipeline.services['runai-collector']!;
+      await Promise.all(
+        replicas.map((_, index) => pipeline.restart('runai-collector', index, { downMs: collectorDownMs })),
+      );
+      return { faults: replicas.length };
+    },
+  },
+  configRollout,
+  relabel,
+  {
+    name: 'clock-skew',
+    description: "one runai-collector replica's clock 1 h ahead (libfaketime)",
+    pipeline: {
+      replicaEnv: {
+        'runai-collector': [
+          undefined,
+          // Timers run on the monotonic clock: leave it real, so only the wall clock is skewed.
+          { LD_PRELOAD: LIBFAKETIME, FAKETIME: '+1h', FAKETIME_DONT_FAKE_MONOTONIC: '1' },
+        ],
+      },
+    },
+    inject: async () => {
+      if (!existsSync(LIBFAKETIME)) throw new Error(`${LIBFAKETIME} missing: apt-get install faketime`);
+      return { faults: 1 };
+    },
+  },
+  {
+    name: 'partition-expansion',
+    description: 'both raw topics expanded mid-run',
+    inject: async (pipeline) => {
+      await sleepUntil(at(pipeline, 0.5));
+      const admin = pipeline.kafka.admin();
+      await admin.connect();
+      try {
+        const topics = [pipeline.topics.podAllocations, pipeline.topics.bandwidthSamples];
+        const metadata = await admin.fetchTopicMetadata({ topics });
+        const count = Math.max(...metadata.topics.map((t) => t.partitions.length)) * 2;
+        await admin.createPartitions({ topicPartitions: topics.map((topic) => ({ topic, count })) });
+        say(`  ${topics.join(', ')}: expanded to ${count} partitions`);
+      } finally {
+        await admin.disconnect();
+      }
+      return { faults: 1 };
+    },
+  },
+  {
+    name: 'zombie',
+    description: 'two aggregators, one SIGSTOPped past the session timeout, then SIGCONTed',
+    pipeline: {
+      replicas: { 'runai-collector': 2, 'bandwidth-collector': 2, 'usage-aggregator': 2 },
+      env: { 'usage-aggregator': { SESSION_TIMEOUT_MS: String(ZOMBIE_SESSION_TIMEOUT_MS) } },
+    },
+    inject: async (pipeline) => {
+      await sleepUntil(at(pipeline, 1 / 3));
+      pipeline.signal('usage-aggregator', 0, 'SIGSTOP');
+      // Well past the session timeout, so the other instance has taken the tasks and committed as owner.
+      await sleep(3 * ZOMBIE_SESSION_TIMEOUT_MS);
+      pipeline.signal('usage-aggregator', 0, 'SIGCONT');
+      return { faults: 1 };
+    },
+  },
 ];
 
-const results: TrialResult[] = [];
-for (const [name, inject] of trials) {
-  if (only && !only.some((word) => name.includes(word))) continue;
-  say(`trial: ${name}`);
-  const result = await trial(name, inject);
-  results.push(result);
-  say(`  faults injected: ${result.faults}, differences: ${result.differences}`);
-  if (result.differences > 0) say(result.table);
-}
-// Service-level fault tests that restart shared services (vitest files under services/*/test/faults).
-if (!only || only.some((word) => 'aggregator broker restart mid-backlog'.includes(word))) {
-  say('trial: aggregator broker restart mid-backlog (services/usage-aggregator/test/faults)');
+/** The service-level fault test that restarts the shared broker (vitest, services/*\/test/faults). */
+const BROKER_RESTART_BACKLOG = 'broker-restart-backlog';
+async function brokerRestartBacklog(): Promise<TrialResult> {
   const child = spawn('npx', ['vitest', 'run', '-c', 'test/faults/vitest.config.ts'], {
     cwd: REPO_ROOT,
     stdio: 'inherit',
   });
   const [code] = (await once(child, 'exit')) as [number | null];
-  const differences = code === 0 ? 0 : 1;
-  results.push({ name: 'aggregator broker restart mid-backlog', faults: 1, differences, table: '' });
-  say(`  faults injected: 1, differences: ${differences}`);
+  return { name: BROKER_RESTART_BACKLOG, faults: 1, differences: code === 0 ? 0 : 1 };
+}
+
+/** `--only` entries name trials exactly or by prefix (`kill`); one that matches nothing is a typo. */
+function selectTrials(names: string[], only: string | undefined): string[] {
+  if (only === undefined) return names;
+  const wanted = only
+    .split(',')
+    .map((word) => word.trim())
+    .filter(Boolean);
+  const unknown = wanted.filter((word) => !names.some((name) => name === word || name.startsWith(word)));
+  if (unknown.length > 0)
+    throw new Error(`--only: no trial named ${unknown.join(', ')} (trials: ${names.join(', ')})`);
+  return names.filter((name) => wanted.some((word) => name === word || name.startsWith(word)));
+}
+
+const selected = selectTrials([...trials.map((t) => t.name), BROKER_RESTART_BACKLOG], args.only);
+const scenario = loadScenario(scenarioFile);
+say(`faults: ${selected.join(', ')} on ${scenarioFile} (seed ${args.seed})`);
+const results: TrialResult[] = [];
+for (const name of selected) {
+  const trial = trials.find((t) => t.name === name);
+  say(`== ${name}: ${trial?.description ?? 'broker restart while the aggregator works through a backlog'}`);
+  let result: TrialResult;
+  try {
+    result = trial ? await runTrial(trial, scenario) : await brokerRestartBacklog();
+  } catch (error) {
+    // A trial that cannot run has not shown the pipeline right: it counts as a difference.
+    say(`  trial ${name} failed to run: ${(error as Error).stack ?? String(error)}`);
+    result = { name, faults: 0, differences: 1 };
+  }
+  results.push(result);
+  say(`trial ${name}: ${result.differences} differences`);
 }
 
 const total = results.reduce((sum, r) => sum + r.differences, 0);
+const failed = results.filter((r) => r.differences > 0).map((r) => r.name);
 say(
-  `\nfaults: ${results.length} trials, ${results.reduce((s, r) => s + r.faults, 0)} faults injected, ${total} differences (seed ${args.seed})`,
+  `\nfaults: ${results.length} trials, ${results.length - failed.length} passed, ${failed.length} failed` +
+    `${failed.length > 0 ? ` (${failed.join(', ')})` : ''}, ` +
+    `${results.reduce((s, r) => s + r.faults, 0)} faults injected (seed ${args.seed})`,
 );
+say(`faults: ${total} differences`);
 process.exitCode = total === 0 ? 0 : 1;

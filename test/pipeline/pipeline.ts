@@ -9,10 +9,25 @@ import {
   TopicSerde,
   type UsageEvent,
 } from '@gpu-meter/kit';
-import { expectedTotals, startSimulator, type Scenario, type Simulator } from '@gpu-meter/simulator';
+import {
+  expectedTotals,
+  startSimulator,
+  type Scenario,
+  type Simulator,
+  type WindowRow,
+} from '@gpu-meter/simulator';
 import { FakeOpenMeter } from '../support/fake-openmeter.js';
 import { ServiceProcess } from '../support/processes.js';
-import { compareSources, totalsBySubject, type ComparisonRow } from './compare.js';
+import {
+  compareInvoiceLines,
+  foreignAttributions,
+  mergeAttributions,
+  totalsByInvoiceLine,
+  type AmbiguousAttribution,
+  type Comparison,
+  type InvoiceLine,
+  type UsageRow,
+} from './compare.js';
 import { clickhouseRows, inRange, openMeterRows, readUsageEvents, type WindowRange } from './sources.js';
 
 export interface PipelineOptions {
@@ -26,6 +41,10 @@ export interface PipelineOptions {
   partitions?: number;
   /** Extra environment for every service (e.g. LOG_LEVEL). */
   serviceEnv?: Record<string, string>;
+  /** Extra environment per service (after the pipeline's own), e.g. a short aggregator SESSION_TIMEOUT_MS. */
+  env?: Partial<Record<string, Record<string, string>>>;
+  /** Extra environment per replica of a service (index = replica), e.g. one collector's clock skewed. */
+  replicaEnv?: Partial<Record<string, Array<Record<string, string> | undefined>>>;
   log?: (line: string) => void;
   /** Processes per service (default 1 each); two collector replicas keep scraping while one restarts. */
   replicas?: Partial<Record<string, number>>;
@@ -45,12 +64,42 @@ export interface Pipeline {
   readonly openMeterUrl: string;
   /** Running processes per service (replicas). */
   readonly services: Record<string, ServiceProcess[]>;
-  /** SIGKILLs replica `index` of a service and starts a fresh process in its place. */
-  restart(service: string, index?: number, downMs?: number): Promise<void>;
+  /**
+   * SIGKILLs replica `index` of a service and starts a fresh process in its place, after `downMs`; with `env`
+   * that replica runs with this extra environment from now on (a config rollout).
+   */
+  restart(service: string, index?: number, options?: RestartOptions): Promise<void>;
+  /** Sends a signal to replica `index` without replacing it (SIGSTOP / SIGCONT: a paused process). */
+  signal(service: string, index: number, signal: NodeJS.Signals): void;
   /** Windows compared: from the scenario start to the last window that ends by the scenario end. */
   readonly range: WindowRange;
-  compare(): Promise<{ rows: ComparisonRow[]; ok: boolean }>;
+  /** Kafka client on the pipeline's broker (for admin operations in trials). */
+  readonly kafka: Kafka;
+  /** The ground truth per invoice line and window of `scenario` (default the one played). */
+  truth(scenario?: Scenario): WindowRow[];
+  compare(options?: CompareOptions): Promise<PipelineComparison>;
   stop(): Promise<void>;
+}
+
+export interface RestartOptions {
+  downMs?: number;
+  env?: Record<string, string>;
+}
+
+export interface CompareOptions {
+  /** Ground-truth lines to compare with (default `truth()`): a trial that changes the cluster computes its own. */
+  truth?: UsageRow[];
+  /** Where the truth is not unique: those lines are compared summed over the alternatives. */
+  ambiguity?: AmbiguousAttribution;
+}
+
+export interface PipelineComparison {
+  comparison: Comparison;
+  /** Per source, lines billed to an affected project under none of the ambiguity's alternatives. */
+  foreign: Array<{ source: string; line: InvoiceLine }>;
+  /** (invoice line, quantity) differences plus foreign lines; 1 when no source has usage at all. */
+  differences: number;
+  ok: boolean;
 }
 
 const SERVICES = [
@@ -148,18 +197,31 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
 
   // The aggregator creates the topics (AUTO_CREATE_TOPICS); the others wait for them.
   const services: Record<string, ServiceProcess[]> = {};
-  const launch = (service: string) => new ServiceProcess(service, { ...common, ...env[service] }).start();
+  const replicaEnv = Object.fromEntries(
+    SERVICES.map((service) => [service, [...(options.replicaEnv?.[service] ?? [])]]),
+  );
+  const launch = (service: string, index: number) =>
+    new ServiceProcess(service, {
+      ...common,
+      ...env[service],
+      ...options.env?.[service],
+      ...replicaEnv[service]![index],
+    }).start();
   for (const service of SERVICES) {
-    services[service] = Array.from({ length: options.replicas?.[service] ?? 1 }, () => launch(service));
+    services[service] = Array.from({ length: options.replicas?.[service] ?? 1 }, (_, i) =>
+      launch(service, i),
+    );
     if (service === 'usage-aggregator') {
       await Promise.all(services[service].map((process) => process.waitForLog(/aggregator ready/, 90_000)));
     }
   }
-  const restart = async (service: string, index = 0, downMs = 0) => {
+  const restart = async (service: string, index = 0, restartOptions: RestartOptions = {}) => {
     const replicas = services[service]!;
     await replicas[index]!.kill('SIGKILL');
+    if (restartOptions.env) replicaEnv[service]![index] = restartOptions.env;
+    const downMs = restartOptions.downMs ?? 0;
     if (downMs > 0) await new Promise((resolve) => setTimeout(resolve, downMs));
-    replicas[index] = launch(service);
+    replicas[index] = launch(service, index);
   };
   log(
     `pipeline ${runId}: scenario starts at ${new Date(startMs).toISOString()}, compares windows up to ${new Date(range.toMs).toISOString()}`,
@@ -181,24 +243,38 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     readConfig(clickhouseConfigSpec, { ...options.stackEnv, CLICKHOUSE_DATABASE: database }),
   );
 
-  const compare = async () => {
-    const truth = expectedTotals(scenario, {
+  const truth = (played: Scenario = scenario) =>
+    expectedTotals(played, {
       samplingIntervalMs: intervalMs,
       startMs,
       fromMs: range.fromMs,
       toMs: range.toMs,
-    });
+      windowMs,
+    }).windows!;
+
+  const compare = async (compareOptions: CompareOptions = {}): Promise<PipelineComparison> => {
     const events = (await readUsageEvents(kafka, usageSerde)).filter((event) =>
       inRange(range, event.windowStartMs, event.windowEndMs),
     );
-    const sources = {
-      truth: totalsBySubject(truth.totals),
-      topic: totalsBySubject(events),
-      clickhouse: totalsBySubject(await clickhouseRows(clickhouse, range)),
-      openmeter: totalsBySubject(openMeterRows(openMeter.events as never, range)),
+    const rows: Record<string, UsageRow[]> = {
+      truth: compareOptions.truth ?? truth(),
+      topic: events,
+      clickhouse: await clickhouseRows(clickhouse, range),
+      openmeter: openMeterRows(openMeter.events, range),
     };
-    const rows = compareSources(sources);
-    return { rows, ok: rows.length > 0 && rows.every((row) => row.ok) };
+    const { ambiguity } = compareOptions;
+    const rekey = ambiguity ? mergeAttributions(ambiguity) : undefined;
+    const comparison = compareInvoiceLines(
+      Object.fromEntries(Object.entries(rows).map(([name, r]) => [name, totalsByInvoiceLine(r, rekey)])),
+    );
+    const foreign = ambiguity
+      ? Object.entries(rows).flatMap(([source, r]) =>
+          foreignAttributions(totalsByInvoiceLine(r), ambiguity).map((line) => ({ source, line })),
+        )
+      : [];
+    const hasUsage = comparison.summary.length > 0;
+    const differences = comparison.differences.length + foreign.length + (hasUsage ? 0 : 1);
+    return { comparison, foreign, differences, ok: comparison.ok && foreign.length === 0 };
   };
 
   return {
@@ -210,11 +286,18 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     openMeterUrl,
     services,
     restart,
+    signal: (service, index, signal) => services[service]![index]!.signal(signal),
     range,
+    kafka,
+    truth,
     compare,
     stop: async () => {
       for (const service of [...SERVICES].reverse()) {
-        for (const process of services[service] ?? []) await process.kill('SIGTERM').catch(() => undefined);
+        for (const process of services[service] ?? []) {
+          // A stopped (SIGSTOPped) process cannot act on SIGTERM until it runs again.
+          process.signal('SIGCONT');
+          await process.kill('SIGTERM').catch(() => undefined);
+        }
       }
       await clickhouse.close();
       await openMeter.stop();

@@ -1,6 +1,6 @@
 import { ClickHouse, TopicSerde, USAGE_QUANTITIES, type UsageEvent } from '@gpu-meter/kit';
 import type { Kafka } from 'kafkajs';
-import type { QuantityRow } from './compare.js';
+import { INVOICE_DIMENSIONS, type UsageRow } from './compare.js';
 
 /** Billed window range compared by verify: windows with start >= fromMs and end <= toMs. */
 export interface WindowRange {
@@ -51,32 +51,43 @@ export async function readUsageEvents(kafka: Kafka, serde: TopicSerde<UsageEvent
   return events;
 }
 
-export async function clickhouseRows(clickhouse: ClickHouse, range: WindowRange): Promise<QuantityRow[]> {
+/** ClickHouse's usage per invoice line (through FINAL: one row per event id, whatever merged). */
+export async function clickhouseRows(clickhouse: ClickHouse, range: WindowRange): Promise<UsageRow[]> {
   const columns = USAGE_QUANTITIES.map((quantity) => `sum(${snake(quantity)}) AS ${quantity}`).join(', ');
-  return clickhouse.query<QuantityRow>(
-    `SELECT subject, ${columns} FROM ${clickhouse.database}.usage_events FINAL ` +
+  const dimensions = [...INVOICE_DIMENSIONS, 'windowStartMs', 'windowEndMs']
+    .map((name) => (snake(name) === name ? name : `${snake(name)} AS ${name}`))
+    .join(', ');
+  const rows = await clickhouse.query<UsageRow>(
+    `SELECT ${dimensions}, ${columns} FROM ${clickhouse.database}.usage_events FINAL ` +
       `WHERE window_start_ms >= ${Math.trunc(range.fromMs)} AND window_end_ms <= ${Math.trunc(range.toMs)} ` +
-      `GROUP BY subject`,
+      `GROUP BY ${[...INVOICE_DIMENSIONS, 'windowStartMs', 'windowEndMs'].map(snake).join(', ')}`,
   );
+  // Int64 arrives as a string in JSON formats.
+  return rows.map((row) => ({
+    ...row,
+    windowStartMs: Number(row.windowStartMs),
+    windowEndMs: Number(row.windowEndMs),
+  }));
 }
 
 function snake(name: string): string {
   return name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
 }
 
-/** The quantities OpenMeter received: CloudEvent data of the accepted events, windows in range. */
+/** The usage OpenMeter received: CloudEvent data of the accepted events, windows in range. */
 export function openMeterRows(
-  events: ReadonlyArray<{ subject: string; data: Record<string, unknown> }>,
+  events: ReadonlyArray<{ subject?: unknown; time?: unknown; data?: unknown }>,
   range: WindowRange,
-): QuantityRow[] {
+): UsageRow[] {
   return events
-    .filter((event) => {
-      const start = Number(event.data.windowStartMs ?? Date.parse(String((event as { time?: string }).time)));
-      const end = Number(event.data.windowEndMs);
-      return inRange(range, start, end);
+    .map((event) => {
+      const data = (event.data ?? {}) as Record<string, unknown>;
+      return {
+        ...(data as Partial<UsageRow>),
+        subject: String(event.subject),
+        windowStartMs: Number(data.windowStartMs ?? Date.parse(String(event.time))),
+        windowEndMs: Number(data.windowEndMs),
+      };
     })
-    .map((event) => ({
-      ...(event.data as Partial<QuantityRow>),
-      subject: String(event.data.subject ?? event.subject),
-    }));
+    .filter((row) => inRange(range, row.windowStartMs, row.windowEndMs));
 }

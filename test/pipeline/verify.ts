@@ -3,13 +3,14 @@
  *
  * Plays a scenario through the whole pipeline (simulator, both collectors, aggregator, ClickHouse sink,
  * OpenMeter forwarder against the fake OpenMeter) on the local stack (.stack/env) or the services named in
- * the environment, waits until the last window is out, and prints ground truth, usage-topic, ClickHouse and
- * OpenMeter totals per subject and quantity. Exit code 1 on any difference.
+ * the environment, waits until the last window is out, and compares ground truth, usage topic, ClickHouse and
+ * OpenMeter per invoice line (subject, project, department, workload type, GPU type) and window: prints the
+ * per-key summary and the differing lines. Exit code 1 on any difference.
  */
 import { parseArgs } from 'node:util';
 import { loadScenario } from '@gpu-meter/simulator';
 import { endpointsFromEnvironment, ENDPOINT_KEYS } from '../support/stack-env.js';
-import { renderTable } from './compare.js';
+import { renderComparison } from './compare.js';
 import { startPipeline } from './pipeline.js';
 
 export async function verifyScenario(options: {
@@ -19,7 +20,7 @@ export async function verifyScenario(options: {
   timeoutMs: number;
   stackEnv: Record<string, string>;
   log: (line: string) => void;
-}): Promise<{ ok: boolean; table: string }> {
+}): Promise<{ ok: boolean; differences: number; table: string }> {
   const scenario = loadScenario(options.scenarioFile);
   const pipeline = await startPipeline({ ...options, scenario, serviceEnv: { LOG_LEVEL: 'info' } });
   try {
@@ -37,7 +38,7 @@ export async function verifyScenario(options: {
       for (const process of processes)
         if (!process.running) options.log(`${name} is not running:\n${process.tail()}`);
     }
-    return { ok: result.ok, table: renderTable(result.rows) };
+    return { ok: result.ok, differences: result.differences, table: renderComparison(result.comparison) };
   } finally {
     await pipeline.stop();
   }
@@ -61,7 +62,7 @@ async function main(): Promise<void> {
   const stackEnv = endpointsFromEnvironment();
   const missing = ENDPOINT_KEYS.filter((key) => !stackEnv[key]);
   if (missing.length > 0) throw new Error(`${missing.join(', ')} not set: run \`npm run stack:up\` first`);
-  const { ok, table } = await verifyScenario({
+  const { ok, differences, table } = await verifyScenario({
     scenarioFile: values.scenario,
     windowMs: Number(values['window-ms']),
     intervalMs: Number(values['interval-ms']),
@@ -69,7 +70,9 @@ async function main(): Promise<void> {
     stackEnv,
     log: (line) => process.stderr.write(`${line}\n`),
   });
-  process.stdout.write(`${table}\n\n${ok ? 'verify: all sources agree' : 'verify: DIFFERENCES FOUND'}\n`);
+  process.stdout.write(
+    `${table}\n\n${ok ? 'verify: all sources agree' : `verify: DIFFERENCES FOUND (${differences})`}\n`,
+  );
   process.exitCode = ok ? 0 : 1;
 }
 

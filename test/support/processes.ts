@@ -104,6 +104,11 @@ export class ServiceProcess {
     await this.waitForExit();
   }
 
+  /** Signals the running process without waiting (SIGSTOP/SIGCONT pause and resume it); no-op once exited. */
+  signal(signal: NodeJS.Signals): void {
+    if (this.running) this.child!.kill(signal);
+  }
+
   /** Waits until a log line matches, failing fast (with the tail of the log) if the process dies. */
   async waitForLog(pattern: RegExp, timeoutMs = 60_000): Promise<string> {
     const deadline = Date.now() + timeoutMs;

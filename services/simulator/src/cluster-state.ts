@@ -23,6 +23,8 @@ export class ClusterState {
   private next = 0;
   private readonly objects = { Pod: new Map<string, K8sObject>(), Node: new Map<string, K8sObject>() };
   private readonly listeners = new Set<(event: WatchEvent) => void>();
+  /** Labels edited at run time (`setLabels`), per object key: they stay on the object's later changes. */
+  private readonly labelEdits = new Map<string, Record<string, string>>();
 
   constructor(private readonly timeline: readonly Change[]) {}
 
@@ -51,6 +53,8 @@ export class ClusterState {
     this.rv++;
     const object = structuredClone(change.object);
     object.metadata.resourceVersion = String(this.rv);
+    const edits = this.labelEdits.get(`${change.kind}:${key}`);
+    if (edits) object.metadata.labels = { ...(object.metadata.labels as object), ...edits };
     let type: EventType;
     if (change.action === 'delete') {
       store.delete(key);
@@ -62,6 +66,19 @@ export class ClusterState {
     const event: WatchEvent = { rv: this.rv, type, kind: change.kind, object };
     this.history.push(event);
     for (const listener of this.listeners) listener(event);
+  }
+
+  /**
+   * `kubectl label --overwrite` of a current object: a MODIFIED event now, and the labels stay on the object's
+   * later timeline changes (a pod that ends keeps its edited labels). False when there is no such object.
+   */
+  setLabels(kind: 'Pod' | 'Node', namespace: string, name: string, labels: Record<string, string>): boolean {
+    const object = this.get(kind, namespace, name);
+    if (!object) return false;
+    const key = `${kind}:${keyOf(object)}`;
+    this.labelEdits.set(key, { ...this.labelEdits.get(key), ...labels });
+    this.apply({ atMs: Number.NaN, order: 0, kind, action: 'upsert', object });
+    return true;
   }
 
   list(kind: 'Pod' | 'Node'): K8sObject[] {

@@ -38,6 +38,8 @@ export interface Simulator {
   dropWatches(): void;
   sendBookmarks(): void;
   openWatches(): number;
+  /** Edits a current pod's labels now (a MODIFIED event; kept on its later changes). Throws if absent. */
+  setPodLabels(namespace: string, name: string, labels: Record<string, string>): Promise<void>;
   podUid(namespace: string, name: string): string;
   gpuUuid(node: string, index: number): string;
   close(): Promise<void>;
@@ -134,6 +136,11 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     dropWatches: () => k8s.dropWatches(),
     sendBookmarks: () => k8s.sendBookmarks(),
     openWatches: () => k8s.openWatches,
+    setPodLabels: async (namespace, name, labels) => {
+      if (!state.setLabels('Pod', namespace, name, labels))
+        throw new Error(`no pod ${namespace}/${name} to label`);
+      await new Promise((resolve) => setImmediate(resolve));
+    },
     podUid: (namespace, name) => podUid(scenario, namespace, name),
     gpuUuid: (node, index) => gpuUuid(scenario, node, index),
     close: async () => {

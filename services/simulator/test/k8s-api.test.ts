@@ -162,6 +162,24 @@ describe('fake Kubernetes API: objects', () => {
   });
 });
 
+describe('fake Kubernetes API: run-time label edits', () => {
+  it("edits a running pod's labels as one MODIFIED event, and the edit outlives later changes", async () => {
+    const sim = await start();
+    await sim.setTime(T0 + 5_000);
+    const rv = sim.resourceVersion();
+    await sim.setPodLabels('runai-pa', 'train', { project: 'pc' });
+    expect(sim.resourceVersion()).toBe(rv + 1);
+    const { api } = client(sim);
+    const edited = await api.readNamespacedPod({ namespace: 'runai-pa', name: 'train' });
+    expect(edited.metadata!.labels).toMatchObject({ project: 'pc', workloadKind: 'Training' });
+    expect(edited.status!.phase).toBe('Running');
+    await sim.setTime(T0 + 20_000);
+    const ended = await api.readNamespacedPod({ namespace: 'runai-pa', name: 'train' });
+    expect([ended.status!.phase, ended.metadata!.labels!.project]).toEqual(['Succeeded', 'pc']);
+    await expect(sim.setPodLabels('runai-pa', 'nope', { project: 'x' })).rejects.toThrow(/no pod/);
+  });
+});
+
 describe('fake Kubernetes API: watch', () => {
   it('feeds a client-node informer through the pods lifecycle', async () => {
     const sim = await start();
