@@ -10,7 +10,8 @@ import {
 import { ClusterCache } from '@gpu-meter/kit/kubernetes';
 import { PodIndex, attributeDevice, candidateHolders } from './attribution.js';
 import type { Config } from './config.js';
-import { parseDcgm, type DeviceReading, type PodRef } from './dcgm.js';
+import { parseDcgm, type DeviceReading } from './dcgm.js';
+import { NamedHolders } from './named-holders.js';
 import type { CollectorMetrics } from './metrics.js';
 import { parseSelector, scrapeTargets } from './targets.js';
 
@@ -23,8 +24,8 @@ export class BandwidthCollector {
   private readonly ticker: GridTicker;
   private readonly attribution: Attribution;
   private readonly selector: ReturnType<typeof parseSelector>;
-  /** The pod each device was mapped to at the previous scrape: a pod ending mid-interval is named only there. */
-  private readonly previouslyNamed = new Map<string, PodRef | undefined>();
+  /** The pods each device was mapped to at earlier scrapes: a pod ending mid-interval is named only there. */
+  private readonly named = new NamedHolders();
 
   constructor(
     private readonly config: Config,
@@ -65,7 +66,7 @@ export class BandwidthCollector {
     if (skipped > 0) {
       // Gauges cannot be read in the past: those intervals are lost, and said so.
       this.logger.error({ t, skipped }, 'grid points missed (process stalled); their traffic is not billed');
-      this.previouslyNamed.clear();
+      this.named.clear();
     }
     const tracked = this.cluster.pods.all();
     const targets = scrapeTargets(
@@ -80,7 +81,7 @@ export class BandwidthCollector {
     const index = new PodIndex(tracked);
     const samples: BandwidthSample[] = [];
     for (const reading of readings) {
-      const named = [this.previouslyNamed.get(reading.key), reading.pod];
+      const named = this.named.at(reading.key, reading.pod, index, t - this.config.samplingIntervalMs);
       const holders = candidateHolders(named, index, this.cluster.nodes, this.attribution);
       samples.push(
         ...attributeDevice(reading, holders, t, {
@@ -88,7 +89,6 @@ export class BandwidthCollector {
           intervalMs: this.config.samplingIntervalMs,
         }),
       );
-      this.previouslyNamed.set(reading.key, reading.pod);
     }
     this.metrics.samplesProduced.inc(samples.length);
     this.metrics.unallocatedSamples.inc(samples.filter((s) => s.podUid === '').length);

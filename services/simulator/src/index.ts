@@ -11,5 +11,7 @@ export {
   type DeviceFacts,
 } from './model.js';
 export { renderMetrics } from './dcgm.js';
+export { buildTimeline, type Change } from './timeline.js';
+export type { ObjectContext } from './k8s-objects.js';
 export * from './truth.js';
 export * from './simulator.js';
