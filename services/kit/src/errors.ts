@@ -9,6 +9,7 @@ export const ErrorCodes = {
   SCHEMA_INCOMPATIBLE: { code: 'GPUM_SCHEMA_INCOMPATIBLE', retriable: false },
   SCHEMA_REGISTRY: { code: 'GPUM_SCHEMA_REGISTRY', retriable: true },
   ILLEGAL_STATE: { code: 'GPUM_ILLEGAL_STATE', retriable: false },
+  OFFSET_METADATA_INVALID: { code: 'GPUM_OFFSET_METADATA_INVALID', retriable: false },
   SINK_UNAVAILABLE: { code: 'GPUM_SINK_UNAVAILABLE', retriable: true },
   SINK_REJECTED: { code: 'GPUM_SINK_REJECTED', retriable: false },
 } as const;

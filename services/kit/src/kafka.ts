@@ -63,12 +63,18 @@ export interface TopicSpec {
   /** retention.ms; -1 keeps forever. */
   readonly retentionMs?: number;
   readonly compacted?: boolean;
+  /**
+   * Stamp records with the broker's clock (message.timestamp.type=LogAppendTime) instead of the producer's:
+   * the aggregator judges a sample's observation time against it, so a producer's wrong clock is caught.
+   */
+  readonly logAppendTime?: boolean;
 }
 
 function toTopicConfig(spec: TopicSpec): ITopicConfig {
   const configEntries = [{ name: 'cleanup.policy', value: spec.compacted ? 'compact' : 'delete' }];
   if (spec.retentionMs !== undefined)
     configEntries.push({ name: 'retention.ms', value: String(spec.retentionMs) });
+  if (spec.logAppendTime) configEntries.push({ name: 'message.timestamp.type', value: 'LogAppendTime' });
   return {
     topic: spec.topic,
     numPartitions: spec.partitions,

@@ -27,8 +27,20 @@ export function defaultTopicSpecs(
   replicationFactor: number,
 ): TopicSpec[] {
   return [
-    { topic: topics.podAllocations, partitions, replicationFactor, retentionMs: WEEK_MS },
-    { topic: topics.bandwidthSamples, partitions, replicationFactor, retentionMs: WEEK_MS },
+    {
+      topic: topics.podAllocations,
+      partitions,
+      replicationFactor,
+      retentionMs: WEEK_MS,
+      logAppendTime: true,
+    },
+    {
+      topic: topics.bandwidthSamples,
+      partitions,
+      replicationFactor,
+      retentionMs: WEEK_MS,
+      logAppendTime: true,
+    },
     // Usage events are the billing record: keep them until someone decides otherwise.
     { topic: topics.usageEvents, partitions, replicationFactor, retentionMs: -1 },
     { topic: topics.lateSamples, partitions: 1, replicationFactor, retentionMs: 4 * WEEK_MS },

@@ -9,6 +9,7 @@ import {
   schemas,
   type ConfigOf,
 } from '@gpu-meter/kit';
+import type { DriverSettings } from './driver.js';
 
 /** Every setting of the aggregator, from the environment (README's table is this spec). */
 export const aggregatorConfigSpec = {
@@ -55,6 +56,16 @@ export const aggregatorConfigSpec = {
     schemas.int(60_000, 1, 24 * 3600 * 1000),
     'Tumbling window length (aligned to the epoch).',
   ),
+  samplingIntervalMs: env(
+    'SAMPLING_INTERVAL_MS',
+    schemas.int(15_000, 1),
+    "The collectors' sampling interval (their SAMPLING_INTERVAL_MS); must divide WINDOW_MS. A sample whose span is not within the interval before its observation time is dead-lettered.",
+  ),
+  maxClockAheadMs: env(
+    'MAX_CLOCK_AHEAD_MS',
+    schemas.int(60_000, 0),
+    "How far a sample's observation time may be ahead of its record's timestamp (the broker's clock: the raw topics use LogAppendTime) before it is dead-lettered; such a sample never moves stream time.",
+  ),
   graceMs: env(
     'GRACE_MS',
     schemas.int(30_000, 0),
@@ -72,13 +83,13 @@ export const aggregatorConfigSpec = {
   ),
   dedupeRetentionMs: env(
     'DEDUPE_RETENTION_MS',
-    schemas.int(300_000, 0),
-    "How long a sample id stays known after its last window end + grace, on the input's own time.",
+    schemas.int(86_400_000, 0),
+    "How long a sample id stays known after its window's end + grace, on the input's own time: a duplicate arriving within it is counted once, late or not (~16 bytes an id). A restart replays the raw topics back this far to rebuild it.",
   ),
   latePolicy: env(
     'LATE_POLICY',
-    schemas.oneOf(['late-topic', 'correction'], 'late-topic'),
-    'late-topic: send late samples to LATE_SAMPLES_TOPIC; correction: emit a correction event.',
+    schemas.oneOf(['late-topic', 'correction'], 'correction'),
+    'correction (default): a late sample is billed by a correction event for its window; late-topic: late samples go to LATE_SAMPLES_TOPIC unbilled (for a consumer of your own).',
   ),
   maxSampleSpanMs: env(
     'MAX_SAMPLE_SPAN_MS',
@@ -131,5 +142,27 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     'BANDWIDTH_SAMPLES_TOPIC',
     'must differ from POD_ALLOCATIONS_TOPIC',
   );
+  requireWhen(
+    raw.windowMs % raw.samplingIntervalMs !== 0,
+    'SAMPLING_INTERVAL_MS',
+    `must divide WINDOW_MS ${raw.windowMs} (each window then holds whole sampling intervals)`,
+  );
   return Object.freeze({ ...raw, idleAdvanceMs: idle });
+}
+
+/** What the driver worker needs of the configuration. */
+export function driverSettings(config: AggregatorConfig): DriverSettings {
+  return {
+    podAllocationsTopic: config.podAllocationsTopic,
+    bandwidthSamplesTopic: config.bandwidthSamplesTopic,
+    windowMs: config.windowMs,
+    graceMs: config.graceMs,
+    idleAdvanceMs: config.idleAdvanceMs,
+    contactGapMs: contactGapMs(config),
+    latePolicy: config.latePolicy,
+    dedupeRetentionMs: config.dedupeRetentionMs,
+    maxSampleSpanMs: config.maxSampleSpanMs,
+    samplingIntervalMs: config.samplingIntervalMs,
+    maxClockAheadMs: config.maxClockAheadMs,
+  };
 }

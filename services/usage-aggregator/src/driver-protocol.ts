@@ -21,6 +21,8 @@ export type DriverRequest =
       topic: string;
       values: PackedValues;
       offsets: Float64Array;
+      /** Each record's Kafka timestamp (the broker's clock on LogAppendTime topics). */
+      timestamps: Float64Array;
       highWatermark: number;
       /** Offset after the batch (records and transaction markers): the input's position once processed. */
       nextOffset: number;
@@ -34,6 +36,8 @@ export interface TaskGauges {
   readonly openGroups: number;
   readonly dedupeIds: number;
   readonly lag: ReadonlyArray<{ topic: string; lag: number }>;
+  /** Each input's watermark (max observation time), null before its first sample. */
+  readonly watermarks: ReadonlyArray<{ topic: string; wm: number | null }>;
 }
 
 export interface DriverReply {

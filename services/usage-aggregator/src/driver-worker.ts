@@ -62,7 +62,7 @@ export class DriverHost {
         return { step, gauges: this.gauges(request.partition) };
       }
       case 'process': {
-        const { partition, topic, offsets } = request;
+        const { partition, topic, offsets, timestamps } = request;
         const kind = topic === driver.settings.podAllocationsTopic ? 'pod' : 'bandwidth';
         const serde = kind === 'pod' ? this.pod : this.bandwidth;
         const { bytes, starts, lengths } = viewValues(request.values);
@@ -84,7 +84,13 @@ export class DriverHost {
         const step = driver.processEach(
           partition,
           lengths.length,
-          (i) => ({ topic, partition, offset: offsets[i]!, decoded: decodedAt(i) }),
+          (i) => ({
+            topic,
+            partition,
+            offset: offsets[i]!,
+            timestampMs: timestamps[i]!,
+            decoded: decodedAt(i),
+          }),
           request.nowMs,
         );
         driver.markConsumed(topic, partition, request.nextOffset);
@@ -103,6 +109,7 @@ export class DriverHost {
       lag: task.inputs
         .filter((input) => input.end !== null && input.position !== null)
         .map((input) => ({ topic: input.topic, lag: Math.max(0, input.end! - input.position!) })),
+      watermarks: task.inputs.map((input) => ({ topic: input.topic, wm: input.wm })),
     };
   }
 }

@@ -2,6 +2,7 @@ import {
   fromBandwidth,
   fromPodAllocation,
   invalidReason,
+  timeInvalidReason,
   type BandwidthFields,
   type PodAllocationFields,
   type Sample,
@@ -17,6 +18,10 @@ export interface DriverSettings extends TaskSettings {
   readonly podAllocationsTopic: string;
   readonly bandwidthSamplesTopic: string;
   readonly maxSampleSpanMs: number;
+  /** The collectors' sampling interval: a sample's span lies in the interval before its observation. */
+  readonly samplingIntervalMs: number;
+  /** How far a sample's observation time may be ahead of its record's (broker) timestamp. */
+  readonly maxClockAheadMs: number;
 }
 
 export type Decoded =
@@ -28,6 +33,8 @@ export interface DriverRecord {
   readonly topic: string;
   readonly partition: number;
   readonly offset: number;
+  /** The record's Kafka timestamp (the broker's clock on LogAppendTime topics); absent when unknown. */
+  readonly timestampMs?: number;
   readonly decoded: Decoded;
 }
 
@@ -131,7 +138,7 @@ export class AggregatorDriver {
   }
 
   /** Decoded record → what the task takes: a valid sample, or the reason it is dead-lettered. */
-  private toTaskRecord({ decoded, offset }: DriverRecord): TaskRecord {
+  private toTaskRecord({ decoded, offset, timestampMs }: DriverRecord): TaskRecord {
     if (decoded.kind === 'poison')
       return { kind: 'invalid', offset, code: decoded.code, reason: decoded.reason };
     let sample: Sample;
@@ -141,7 +148,9 @@ export class AggregatorDriver {
       const reason = `malformed sample: ${(error as Error).message}`;
       return { kind: 'invalid', offset, code: 'GPUM_VALIDATION_FAILED', reason };
     }
-    const reason = invalidReason(sample, this.settings.maxSampleSpanMs);
+    const reason =
+      invalidReason(sample, this.settings.maxSampleSpanMs) ??
+      timeInvalidReason(sample, this.settings, timestampMs);
     return reason === undefined
       ? { kind: 'sample', offset, sample }
       : { kind: 'invalid', offset, code: 'GPUM_VALIDATION_FAILED', reason };

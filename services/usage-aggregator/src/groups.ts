@@ -33,10 +33,15 @@ export function dimsOf(d: GroupDims): GroupDims {
   };
 }
 
-/** Same group and window → same id, in every run, replay and replica. */
-export function usageEventId(d: GroupDims, windowStartMs: number, windowEndMs: number): string {
+/**
+ * Same group, window and task → same id, in every run, replay and replica. The task (raw partition number)
+ * is part of the id: raw samples are keyed by the pod or GPU they describe, so one group's samples spread
+ * over several tasks, and each task emits its own part of the group's window (DESIGN.md, "Tasks").
+ */
+export function usageEventId(d: GroupDims, windowStartMs: number, windowEndMs: number, task: number): string {
   return deterministicId(
     'usage-event',
+    task,
     d.subject,
     windowStartMs,
     windowEndMs,
@@ -53,9 +58,10 @@ export function correctionEventId(
   d: GroupDims,
   windowStartMs: number,
   windowEndMs: number,
+  task: number,
   sampleId: string,
 ) {
-  return deterministicId('usage-correction', usageEventId(d, windowStartMs, windowEndMs), sampleId);
+  return deterministicId('usage-correction', usageEventId(d, windowStartMs, windowEndMs, task), sampleId);
 }
 
 /**
@@ -82,11 +88,7 @@ export class GroupAccumulator {
     this.sampleCount += 1;
   }
 
-  toEvent(
-    windowStartMs: number,
-    windowEndMs: number,
-    id = usageEventId(this.dims, windowStartMs, windowEndMs),
-  ) {
+  toEvent(windowStartMs: number, windowEndMs: number, id: string) {
     const event: UsageEvent = {
       id,
       ...this.dims,
@@ -107,10 +109,11 @@ export function correctionEvent(
   sample: Sample,
   windowStartMs: number,
   windowEndMs: number,
+  task: number,
   overlapMs: number,
 ) {
   const acc = new GroupAccumulator(sample.dims);
   acc.add(sample, overlapMs);
-  const id = correctionEventId(sample.dims, windowStartMs, windowEndMs, sample.id);
+  const id = correctionEventId(sample.dims, windowStartMs, windowEndMs, task, sample.id);
   return { ...acc.toEvent(windowStartMs, windowEndMs, id), correction: true };
 }

@@ -14,7 +14,7 @@ import {
   type PodAllocationSample,
   type UsageEvent,
 } from '@gpu-meter/kit';
-import { contactGapMs, loadConfig } from './config.js';
+import { driverSettings, loadConfig } from './config.js';
 import { createAggregatorMetrics } from './metrics.js';
 import { RemoteDriver } from './remote-driver.js';
 import { AggregatorService } from './service.js';
@@ -67,17 +67,7 @@ async function main(): Promise<void> {
 
     const driver = new RemoteDriver(
       {
-        settings: {
-          podAllocationsTopic: config.podAllocationsTopic,
-          bandwidthSamplesTopic: config.bandwidthSamplesTopic,
-          windowMs: config.windowMs,
-          graceMs: config.graceMs,
-          idleAdvanceMs: config.idleAdvanceMs,
-          contactGapMs: contactGapMs(config),
-          latePolicy: config.latePolicy,
-          dedupeRetentionMs: config.dedupeRetentionMs,
-          maxSampleSpanMs: config.maxSampleSpanMs,
-        },
+        settings: driverSettings(config),
         registry: {
           schemaRegistryUrl: config.schemaRegistryUrl,
           schemaRegistryUsername: config.schemaRegistryUsername,
@@ -91,7 +81,11 @@ async function main(): Promise<void> {
       },
     );
     shutdown.register('driver worker', () => driver.close());
-    const service = new AggregatorService(config, kafka, admin, driver, usageSerde, log, metrics);
+    const service = new AggregatorService(config, kafka, admin, driver, usageSerde, log, metrics, (error) => {
+      // Every instance that takes this task would refuse the same way: stop loudly, naming it.
+      log.fatal({ err: errorMessage(error) }, 'task cannot be restored; exiting');
+      process.exit(1);
+    });
     const ops = buildOpsServer({ logger: log, metrics: registry, readiness: { kafka: () => service.ready } });
     const address = await startOpsServer(ops, config.opsPort, config.opsHost);
     shutdown.register('ops server', () => ops.close());

@@ -11,6 +11,12 @@ export function createAggregatorMetrics(registry: Registry) {
       labelNames: ['topic', 'partition'],
       registers,
     }),
+    watermarkLag: new Gauge({
+      name: 'gpumeter_aggregator_watermark_minus_wall_clock_seconds',
+      help: "Each input partition's watermark (latest observation time) minus the wall clock: about -interval when healthy, falling when an input stalls, positive if a clock runs ahead",
+      labelNames: ['topic', 'partition'],
+      registers,
+    }),
     openWindows: new Gauge({
       name: 'gpumeter_aggregator_open_windows',
       help: 'Open windows over all owned tasks',

@@ -127,3 +127,30 @@ export function invalidReason(sample: Sample, maxSampleSpanMs: number): string |
   }
   return undefined;
 }
+
+/**
+ * What a sample's times must satisfy against facts it cannot write: its span lies in the sampling interval
+ * before its observation time (DESIGN.md §3), and its observation time is not ahead of the broker's clock
+ * (the record's timestamp: LogAppendTime on the raw topics) by more than the tolerance. A sample that fails
+ * is dead-lettered before it touches the watermark, so one bad clock cannot move stream time.
+ */
+export function timeInvalidReason(
+  sample: Sample,
+  limits: { readonly samplingIntervalMs: number; readonly maxClockAheadMs: number },
+  recordTimestampMs: number | undefined,
+): string | undefined {
+  const { observedAtMs, spanStartMs, spanEndMs } = sample;
+  if (spanEndMs > observedAtMs) return `spanEndMs ${spanEndMs} is after observedAtMs ${observedAtMs}`;
+  if (spanStartMs < observedAtMs - limits.samplingIntervalMs)
+    return (
+      `spanStartMs ${spanStartMs} is more than the sampling interval SAMPLING_INTERVAL_MS ` +
+      `${limits.samplingIntervalMs} before observedAtMs ${observedAtMs}`
+    );
+  if (recordTimestampMs !== undefined && observedAtMs > recordTimestampMs + limits.maxClockAheadMs)
+    return (
+      `observedAtMs ${observedAtMs} is ${observedAtMs - recordTimestampMs} ms ahead of the broker's clock ` +
+      `(record timestamp ${recordTimestampMs}; MAX_CLOCK_AHEAD_MS ${limits.maxClockAheadMs}): ` +
+      "the producer's clock is wrong"
+    );
+  return undefined;
+}

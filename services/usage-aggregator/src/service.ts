@@ -1,4 +1,5 @@
 import {
+  ErrorCodes,
   errorMessage,
   retryConcurrentTransactions,
   sendInChunks,
@@ -74,6 +75,8 @@ export class AggregatorService {
     private readonly usageSerde: TopicSerde<UsageEvent>,
     private readonly logger: Logger,
     private readonly metrics: AggregatorMetrics,
+    /** A task that cannot go on without an operator (e.g. committed offsets it refuses to guess from). */
+    private readonly onFatal: (error: Error) => void,
   ) {
     this.topics = [config.podAllocationsTopic, config.bandwidthSamplesTopic];
   }
@@ -206,7 +209,15 @@ export class AggregatorService {
       }
       seekTo.push(offset);
     }
-    const assigned = await this.driver.call({ op: 'assign', partition: p, committed, nowMs: Date.now() });
+    const assigned = await this.driver
+      .call({ op: 'assign', partition: p, committed, nowMs: Date.now() })
+      .catch((error: Error) => {
+        if (error.message.includes(ErrorCodes.OFFSET_METADATA_INVALID.code)) {
+          this.ready = false;
+          this.onFatal(error);
+        }
+        throw error;
+      });
     // No I/O after this point: the task state and the consumer positions change together.
     this.tasks.set(p, ++this.generation);
     if (assigned.gauges) this.gauges.set(p, assigned.gauges);
@@ -227,6 +238,7 @@ export class AggregatorService {
     const messages = batch.messages;
     const values = packValues(messages.map((m) => m.value));
     const offsets = Float64Array.from(messages, (m) => Number(m.offset));
+    const timestamps = Float64Array.from(messages, (m) => Number(m.timestamp));
     const answered = this.driver.call(
       {
         op: 'process',
@@ -234,11 +246,12 @@ export class AggregatorService {
         topic: batch.topic,
         values,
         offsets,
+        timestamps,
         highWatermark: Number(batch.highWatermark),
         nextOffset: Number(batch.lastOffset()) + 1,
         nowMs: Date.now(),
       },
-      [values.bytes, offsets.buffer],
+      [values.bytes, offsets.buffer, timestamps.buffer],
     );
     // The batch is the worker's now; if its answer is an error, the task is restored and the batch fetched
     // again from the committed offsets.
@@ -423,6 +436,9 @@ export class AggregatorService {
     if (!reply.gauges) return;
     this.gauges.set(p, reply.gauges);
     for (const { topic, lag } of reply.gauges.lag) m.consumerLag.set({ topic, partition: String(p) }, lag);
+    const now = Date.now();
+    for (const { topic, wm } of reply.gauges.watermarks)
+      if (wm !== null) m.watermarkLag.set({ topic, partition: String(p) }, (wm - now) / 1000);
     let windows = 0;
     let groups = 0;
     let ids = 0;

@@ -1,5 +1,6 @@
-import type { UsageEvent } from '@gpu-meter/kit';
-import { correctionEvent, GroupAccumulator, groupKey, sameGroup } from './groups.js';
+import { GpuMeterError, type UsageEvent } from '@gpu-meter/kit';
+import { DedupeIndex, type Pin } from './dedupe-index.js';
+import { correctionEvent, GroupAccumulator, groupKey, sameGroup, usageEventId } from './groups.js';
 import { decodeOffsetMetadata, encodeOffsetMetadata } from './offset-metadata.js';
 import type { Sample } from './samples.js';
 import { windowsFor, windowStartOf, type WindowPart } from './windows.js';
@@ -13,7 +14,10 @@ export interface TaskSettings {
   readonly graceMs: number;
   readonly idleAdvanceMs: number;
   readonly latePolicy: 'late-topic' | 'correction';
-  /** How long (on the input's own watermark) a sample id stays known after its last window end + grace. */
+  /**
+   * How long (on the input's own watermark) a sample id stays known after the end of the window its
+   * observation time falls in, + grace: a duplicate arriving within it is recognised, late or not.
+   */
   readonly dedupeRetentionMs: number;
   /**
    * Longest silence expected between two contacts with Kafka (a fetched batch or a tick's end offsets).
@@ -35,20 +39,6 @@ export interface InputState {
   end: number | null;
   /** Wall clock of the last record on this input (or of the restore, or of the contact after an outage). */
   lastRecordMs: number;
-}
-
-interface Pin {
-  readonly offset: number;
-  readonly wmBefore: number | null;
-}
-
-/**
- * A known sample id; live while its input's watermark is below lastEnd + grace + retention. It is its own
- * pin (offset where first seen, watermark before it): one object per id, not two.
- */
-interface Seen extends Pin {
-  readonly input: number;
-  readonly lastEnd: number;
 }
 
 interface OpenWindow {
@@ -91,8 +81,8 @@ export type TaskRecord =
 export class Task {
   readonly inputs: InputState[];
   private readonly windows = new Map<number, OpenWindow>();
-  /** sample id → where it was first seen and its last window end; see `live`. */
-  private readonly dedupe = new Map<string, Seen>();
+  /** Per input, the sample ids counted, by the window of their observation time; see `live`. */
+  private readonly dedupe: DedupeIndex[];
   /** End of the last closed window (every window ending at or before it is closed). */
   closed: number | null = null;
   /** Wall clock of the latest contact with Kafka (or of the restore). */
@@ -112,13 +102,26 @@ export class Task {
       end: null,
       lastRecordMs: nowMs,
     }));
+    this.dedupe = this.inputs.map(() => new DedupeIndex());
   }
 
-  /** Rebuilds the replay knowledge from committed offsets and their metadata (null = nothing committed). */
+  /**
+   * Rebuilds the replay knowledge from committed offsets and their metadata (offset null = nothing
+   * committed). An offset without valid metadata was not written by a task (a tool reset it, or another
+   * program used the group): without `closed` and `through` a replay would emit windows again, partial and
+   * under their old ids, so the task refuses to start (DESIGN.md, "Restore refuses to guess").
+   */
   restore(committed: ReadonlyArray<{ offset: number | null; metadata: string | null }>): void {
     committed.forEach((c, index) => {
       const input = this.inputs[index]!;
       const meta = c.offset === null ? undefined : decodeOffsetMetadata(c.metadata);
+      if (c.offset !== null && meta === undefined)
+        throw new GpuMeterError(
+          'OFFSET_METADATA_INVALID',
+          `GPUM_OFFSET_METADATA_INVALID: ${input.topic}:${input.partition} has committed offset ${c.offset} ` +
+            `without gpu-meter metadata (${JSON.stringify(c.metadata)}); refusing to guess which windows ` +
+            'were emitted. See the aggregator DESIGN.md, "Restore refuses to guess", for recovery.',
+        );
       input.position = c.offset;
       input.wm = meta?.wm ?? null;
       input.through = meta ? Math.max(meta.through, c.offset ?? 0) : null;
@@ -137,12 +140,17 @@ export class Task {
   }
 
   get dedupeSize(): number {
-    return this.dedupe.size;
+    return this.dedupe.reduce((n, index) => n + index.size, 0);
   }
 
-  /** Processes one record of input `index` (records of one input must come in offset order). */
-  process(index: number, record: TaskRecord, nowMs: number, out: TaskOutput): void {
-    const input = this.inputs[index]!;
+  /** Memory of the dedupe tables (fingerprints), for the benchmark and the gauge. */
+  get dedupeBytes(): number {
+    return this.dedupe.reduce((n, index) => n + index.bytes, 0);
+  }
+
+  /** Processes one record of input `inputIndex` (records of one input must come in offset order). */
+  process(inputIndex: number, record: TaskRecord, nowMs: number, out: TaskOutput): void {
+    const input = this.inputs[inputIndex]!;
     if (input.position !== null && record.offset < input.position) return; // already processed here
     const replay = input.through !== null && record.offset < input.through;
     if (replay) out.replayed += 1;
@@ -151,7 +159,7 @@ export class Task {
     if (record.kind === 'invalid') {
       if (!replay)
         out.deadLetters.push({
-          input: index,
+          input: inputIndex,
           offset: record.offset,
           code: record.code,
           reason: record.reason,
@@ -165,24 +173,18 @@ export class Task {
     // Dedupe first, so a duplicate of a counted sample never turns into a late record or a correction.
     // Liveness depends only on this input's own watermark (never on when windows closed), so the decision
     // is the same in every run and in every replay.
-    const known = this.dedupe.get(sample.id);
-    if (this.live(known, wmBefore)) {
-      out.dedupeHits += 1;
-      return;
+    // Every copy of a sample has the same observation time, so the same bucket.
+    const bucketEnd = windowStartOf(sample.observedAtMs - 1, windowMs) + windowMs;
+    const pin: Pin = { offset: record.offset, wmBefore };
+    if (this.live(bucketEnd, wmBefore)) {
+      const ids = this.dedupe[inputIndex]!;
+      const bucket = ids.bucket(bucketEnd) ?? ids.open(bucketEnd, pin);
+      if (!bucket.ids.add(sample.id)) {
+        out.dedupeHits += 1;
+        return;
+      }
     }
     const parts = windowsFor(sample.spanStartMs, sample.spanEndMs, windowMs);
-    const seen: Seen = {
-      input: index,
-      lastEnd: parts[parts.length - 1]!.end,
-      offset: record.offset,
-      wmBefore,
-    };
-    if (this.live(seen, wmBefore)) {
-      // Delete a dead entry for the same id first, so the map's iteration order stays offset order per
-      // input (the old entry would otherwise keep its place): commitPoint relies on it.
-      if (known !== undefined) this.dedupe.delete(sample.id);
-      this.dedupe.set(sample.id, seen);
-    }
     const closed = this.closed;
     let latePart: WindowPart[] | undefined;
     for (const p of parts) {
@@ -201,12 +203,13 @@ export class Task {
         };
         this.windows.set(p.start, window);
       }
-      window.pins[index] ??= seen;
+      window.pins[inputIndex] ??= pin;
       this.groupOf(window, sample).add(sample, p.overlapMs);
     }
     if (latePart !== undefined && !replay) {
       if (this.settings.latePolicy === 'correction') {
-        for (const p of latePart) out.events.push(correctionEvent(sample, p.start, p.end, p.overlapMs));
+        for (const p of latePart)
+          out.events.push(correctionEvent(sample, p.start, p.end, input.partition, p.overlapMs));
       } else {
         // Deterministic text: the watermark rule depends only on this input's order, the closed rule on
         // timing, so name the watermark when it decided.
@@ -216,7 +219,12 @@ export class Task {
           (byWatermark
             ? `input watermark ${wmBefore} passed window end + grace ${graceMs} ms`
             : `stream time passed window end + grace ${graceMs} ms`);
-        out.late.push({ input: index, offset: record.offset, reason, windows: latePart.map((p) => p.start) });
+        out.late.push({
+          input: inputIndex,
+          offset: record.offset,
+          reason,
+          windows: latePart.map((p) => p.start),
+        });
       }
     }
   }
@@ -232,11 +240,9 @@ export class Task {
     return group;
   }
 
-  private live(seen: Seen | undefined, wm: number | null): seen is Seen {
-    return (
-      seen !== undefined &&
-      (wm === null || wm < seen.lastEnd + this.settings.graceMs + this.settings.dedupeRetentionMs)
-    );
+  /** A bucket is live while its input's watermark is below its window end + grace + retention. */
+  private live(bucketEnd: number, wm: number | null): boolean {
+    return wm === null || wm < bucketEnd + this.settings.graceMs + this.settings.dedupeRetentionMs;
   }
 
   /**
@@ -300,12 +306,18 @@ export class Task {
       // Sorted by the JSON group key (as always), computed once per group here rather than per record.
       const groups = [...window.groups.values()].flat().map((g) => [groupKey(g.dims), g] as const);
       groups.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-      for (const [, group] of groups) out.events.push(group.toEvent(window.start, window.end));
+      const task = this.inputs[0]!.partition;
+      for (const [, group] of groups) {
+        const id = usageEventId(group.dims, window.start, window.end, task);
+        out.events.push(group.toEvent(window.start, window.end, id));
+      }
       this.windows.delete(window.start);
     }
     this.closed = closable;
-    for (const [id, seen] of this.dedupe)
-      if (!this.live(seen, this.inputs[seen.input]!.wm)) this.dedupe.delete(id);
+    this.dedupe.forEach((ids, index) => {
+      const wm = this.inputs[index]!.wm;
+      ids.sweep((end) => !this.live(end, wm));
+    });
   }
 
   /**
@@ -321,14 +333,10 @@ export class Task {
         const p = w.pins[index];
         if (p && (!pin || p.offset < pin.offset)) pin = p;
       }
-      // Live dedupe ids pin too: a restart must know every id that can still decide a record. The map is in
-      // offset order per input and liveness only ends, so the first live entry of this input is its smallest.
-      for (const seen of this.dedupe.values()) {
-        if (seen.input === index && this.live(seen, input.wm)) {
-          if (!pin || seen.offset < pin.offset) pin = seen;
-          break;
-        }
-      }
+      // Live dedupe buckets pin too: a restart must know every id that can still decide a record. Buckets
+      // are in offset order of their first id and liveness only ends, so the first live one is the smallest.
+      const idsPin = this.dedupe[index]!.firstLivePin((end) => !this.live(end, input.wm));
+      if (idsPin && (!pin || idsPin.offset < pin.offset)) pin = idsPin;
       const offset = pin ? pin.offset : input.position;
       const wm = pin ? pin.wmBefore : input.wm;
       // A replay that has not yet reached the earlier owner's `through` must keep it, or a second crash

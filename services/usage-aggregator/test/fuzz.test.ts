@@ -21,7 +21,7 @@ import {
 } from '../../../test/support/fuzz.js';
 import { decodeSample } from '../src/decode.js';
 import { AggregatorDriver, type Decoded } from '../src/driver.js';
-import { fromBandwidth, fromPodAllocation, invalidReason } from '../src/samples.js';
+import { fromBandwidth, fromPodAllocation, invalidReason, timeInvalidReason } from '../src/samples.js';
 import { baseSettings, BW, POD } from './harness.js';
 
 /**
@@ -233,7 +233,10 @@ function rejected(d: Decoded): boolean {
   if (d.kind === 'poison') return true;
   try {
     const s = d.kind === 'pod' ? fromPodAllocation(d.value) : fromBandwidth(d.value);
-    return invalidReason(s, baseSettings.maxSampleSpanMs) !== undefined;
+    return (
+      invalidReason(s, baseSettings.maxSampleSpanMs) !== undefined ||
+      timeInvalidReason(s, baseSettings, undefined) !== undefined
+    );
   } catch {
     return true;
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { GroupAccumulator, groupKey, sameGroup } from '../src/groups.js';
+import { GroupAccumulator, groupKey, sameGroup, usageEventId } from '../src/groups.js';
 import type { GroupDims } from '../src/samples.js';
 
 const dims = (over: Partial<GroupDims> = {}): GroupDims => ({
@@ -30,10 +30,18 @@ describe('sameGroup (how a record finds its group)', () => {
 
   it('a group keeps and emits only the dimensions of the record that started it', () => {
     const decoded = { ...dims(), id: 'sample-1', podName: 'pod-a', gpus: 2 };
-    const event = new GroupAccumulator(decoded).toEvent(0, 60_000);
+    const event = new GroupAccumulator(decoded).toEvent(0, 60_000, 'event-id');
     expect(event).not.toHaveProperty('podName');
     expect(event).not.toHaveProperty('gpus');
     expect(event.id).not.toBe('sample-1');
     expect(event).toMatchObject(dims());
+  });
+
+  it("a usage event's id names its group, window and task: two tasks' parts of one window never collide", () => {
+    const id = usageEventId(dims(), 0, 60_000, 0);
+    expect(usageEventId({ ...dims() }, 0, 60_000, 0)).toBe(id);
+    expect(usageEventId(dims(), 0, 60_000, 1)).not.toBe(id);
+    expect(usageEventId(dims(), 60_000, 120_000, 0)).not.toBe(id);
+    expect(usageEventId(dims({ gpuType: 'H100' }), 0, 60_000, 0)).not.toBe(id);
   });
 });

@@ -20,6 +20,8 @@ export const baseSettings: DriverSettings = {
   podAllocationsTopic: POD,
   bandwidthSamplesTopic: BW,
   maxSampleSpanMs: 5000,
+  samplingIntervalMs: 250,
+  maxClockAheadMs: 1000,
 };
 
 export function pod(
@@ -67,6 +69,7 @@ export function bw(o: Partial<BandwidthSample> & { id: string; observedAtMs: num
     department: '',
     workloadType: 'Training',
     share: 1,
+    observer: '',
     nvlinkTxBytesPerSecond: 100.5,
     nvlinkRxBytesPerSecond: 7,
     pcieTxBytesPerSecond: 0.25,

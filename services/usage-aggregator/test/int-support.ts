@@ -65,8 +65,12 @@ export function aggregatorEnv(topics: Topics, extra: Record<string, string> = {}
     TRANSACTIONAL_ID_PREFIX: uniqueName('agg-tx'),
     AUTO_CREATE_TOPICS: 'false',
     WINDOW_MS: '1000',
+    // The tests' samples lie on a 250 ms grid.
+    SAMPLING_INTERVAL_MS: '250',
     GRACE_MS: '500',
     DEDUPE_RETENTION_MS: '1000',
+    // These tests check the late topic's records; correction mode (the default) has its own tests.
+    LATE_POLICY: 'late-topic',
     SESSION_TIMEOUT_MS: '6000',
     TICK_MS: '200',
     OPS_PORT: '0',

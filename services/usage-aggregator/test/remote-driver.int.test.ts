@@ -43,11 +43,19 @@ describe('driver worker', () => {
       local.assign(0, none, 1);
       for (const [b, batch] of batches.entries()) {
         const offsets = batch.values.map((_, i) => i);
+        // The broker's append time of each record: now, as for records just written.
+        const timestamps = batch.values.map(() => Date.now());
         const records: DriverRecord[] = [];
         for (const [i, value] of batch.values.entries()) {
           const kind = batch.topic === topics.pods ? 'pod' : 'bandwidth';
           const decoded = await decodeSample(kind, kind === 'pod' ? pods : bandwidth, value);
-          records.push({ topic: batch.topic, partition: 0, offset: offsets[i]!, decoded });
+          records.push({
+            topic: batch.topic,
+            partition: 0,
+            offset: offsets[i]!,
+            timestampMs: timestamps[i]!,
+            decoded,
+          });
         }
         const expected = local.process(0, records, 100 + b);
         local.markConsumed(batch.topic, 0, offsets.length);
@@ -59,6 +67,7 @@ describe('driver worker', () => {
             topic: batch.topic,
             values: packed,
             offsets: Float64Array.from(offsets),
+            timestamps: Float64Array.from(timestamps),
             highWatermark: offsets.length,
             nextOffset: offsets.length,
             nowMs: 100 + b,

@@ -13,7 +13,9 @@ describe('config', () => {
       windowMs: 60_000,
       graceMs: 30_000,
       idleAdvanceMs: 30_000,
-      latePolicy: 'late-topic',
+      latePolicy: 'correction',
+      dedupeRetentionMs: 86_400_000,
+      samplingIntervalMs: 15_000,
       autoCreateTopics: true,
     });
     expect(loadConfig({ ...minimal, GRACE_MS: '100' }).idleAdvanceMs).toBe(100);

@@ -48,7 +48,7 @@ describe('task', () => {
       workloadType: 'Training',
       gpuType: 'A100',
     };
-    expect(closed[0]!.id).toBe(usageEventId(dims, 1000, 2000));
+    expect(closed[0]!.id).toBe(usageEventId(dims, 1000, 2000, 0));
   });
 
   it('counts a duplicate once and reports a sample for a closed window as late', () => {

@@ -1,0 +1,173 @@
+import { describe, expect, it } from 'vitest';
+import { driverSettings, loadConfig } from '../src/config.js';
+import { AggregatorDriver, type DriverRecord, type DriverSettings } from '../src/driver.js';
+import { encodeOffsetMetadata } from '../src/offset-metadata.js';
+import { baseSettings, BW, bw, pod, POD } from './harness.js';
+
+/**
+ * Issue 12's everyday operations, driven through the pure driver: each test names the case it pins. The
+ * records carry the broker's timestamp (`timestampMs`) as the worker passes it.
+ */
+const minimal = { KAFKA_BROKERS: 'k:9092', SCHEMA_REGISTRY_URL: 'http://r:8081' };
+const nothing = { offset: null, metadata: null };
+
+function podRec(offset: number, id: string, t: number, interval: number, timestampMs = t): DriverRecord {
+  return {
+    topic: POD,
+    partition: 0,
+    offset,
+    timestampMs,
+    decoded: { kind: 'pod', value: pod({ id, observedAtMs: t, spanStartMs: t - interval }) },
+  };
+}
+
+function bwRec(offset: number, id: string, t: number, interval: number, timestampMs = t): DriverRecord {
+  return {
+    topic: BW,
+    partition: 0,
+    offset,
+    timestampMs,
+    decoded: { kind: 'bandwidth', value: bw({ id, observedAtMs: t, spanStartMs: t - interval }) },
+  };
+}
+
+const gpuSeconds = (events: Array<{ gpuAllocationSeconds: number }>) =>
+  events.reduce((sum, e) => sum + e.gpuAllocationSeconds, 0);
+
+describe('case 1: a collector restart longer than grace is billed (defaults)', () => {
+  it('bills every backfilled grid point of a 3-minute runai-collector outage with the default config', () => {
+    const settings = driverSettings(loadConfig(minimal));
+    const interval = settings.samplingIntervalMs;
+    const d = new AggregatorDriver({ ...settings, podAllocationsTopic: POD, bandwidthSamplesTopic: BW });
+    d.assign(0, [nothing, nothing], 0);
+    const events = [];
+    let podOffset = 0;
+    let bwOffset = 0;
+    const startMs = 600_000;
+    const outage = { from: startMs + 120_000, to: startMs + 300_000 };
+    const endMs = startMs + 600_000;
+    const backfill: number[] = [];
+    // Wall clock = grid time + 1 s (delivery delay); both collectors deliver every grid point, except the
+    // pod collector during its outage, which it backfills when it comes back.
+    for (let t = startMs + interval; t <= endMs; t += interval) {
+      const now = t + 1000;
+      if (t >= outage.from && t < outage.to) backfill.push(t);
+      else {
+        if (t >= outage.to && backfill.length > 0) {
+          const records = backfill.splice(0).map((b) => podRec(podOffset++, `p${b}`, b, interval, now));
+          d.observeEnd(POD, 0, podOffset);
+          events.push(...d.process(0, records, now).events);
+        }
+        d.observeEnd(POD, 0, podOffset + 1);
+        events.push(...d.process(0, [podRec(podOffset++, `p${t}`, t, interval, now)], now).events);
+      }
+      d.observeEnd(BW, 0, bwOffset + 1);
+      events.push(...d.process(0, [bwRec(bwOffset++, `b${t}`, t, interval, now)], now).events);
+      events.push(...d.tick(0, now).events);
+    }
+    for (let now = endMs + 1000; now <= endMs + 120_000; now += 1000) events.push(...d.tick(0, now).events);
+    // One GPU all along: every second of the ten minutes is billed, late or not.
+    expect(gpuSeconds(events)).toBe((endMs - startMs) / 1000);
+  });
+});
+
+describe('case 3: time that cannot be poisoned', () => {
+  const settings: DriverSettings = { ...baseSettings, latePolicy: 'correction', maxClockAheadMs: 1000 };
+
+  it('dead-letters a sample dated a day ahead of the broker clock, and it does not move stream time', () => {
+    const d = new AggregatorDriver(settings);
+    d.assign(0, [nothing, nothing], -settings.idleAdvanceMs);
+    d.observeEnd(BW, 0, 0);
+    const day = 86_400_000;
+    const first = d.process(
+      0,
+      [podRec(0, 'a', 1250, 250), podRec(1, 'future', 1250 + day, 250, 1300), podRec(2, 'b', 1500, 250)],
+      0,
+    );
+    expect(first.deadLetters).toEqual([
+      expect.objectContaining({ offset: 1, code: 'GPUM_VALIDATION_FAILED' }),
+    ]);
+    expect(first.deadLetters[0]!.reason).toMatch(/ahead of the broker's clock/);
+    expect(first.events).toEqual([]); // stream time is still 1500, not a day ahead
+    expect(d.task(0)!.inputs[0]!.wm).toBe(1500);
+    const rest = d.process(0, [podRec(3, 'c', 1750, 250), podRec(4, 'd', 2750, 250)], 0);
+    expect(rest.late).toEqual([]);
+    expect(gpuSeconds(rest.events)).toBe(0.75); // a, b and c: window [1000,2000) billed in full
+  });
+
+  it('accepts a sample up to the tolerance ahead of the broker clock', () => {
+    const d = new AggregatorDriver(settings);
+    d.assign(0, [nothing, nothing], -settings.idleAdvanceMs);
+    const step = d.process(0, [podRec(0, 'a', 1250, 250, 250)], 0);
+    expect(step.deadLetters).toEqual([]);
+  });
+
+  it('dead-letters a sample whose span does not lie in the interval before its observation time', () => {
+    const d = new AggregatorDriver(settings);
+    d.assign(0, [nothing, nothing], -settings.idleAdvanceMs);
+    const value = (o: { spanStartMs: number; spanEndMs: number }) =>
+      pod({ id: `s${o.spanStartMs}-${o.spanEndMs}`, observedAtMs: 2000, ...o });
+    const records: DriverRecord[] = [
+      { spanStartMs: 1000, spanEndMs: 1500 }, // starts a whole interval too early
+      { spanStartMs: 1750, spanEndMs: 2250 }, // ends after its observation time
+      { spanStartMs: 1750, spanEndMs: 2000 }, // fine
+    ].map((o, offset) => ({
+      topic: POD,
+      partition: 0,
+      offset,
+      timestampMs: 2000,
+      decoded: { kind: 'pod', value: value(o) },
+    }));
+    const step = d.process(0, records, 0);
+    expect(step.deadLetters.map((l) => l.offset)).toEqual([0, 1]);
+    expect(step.deadLetters[0]!.reason).toMatch(/interval/);
+  });
+
+  it('refuses a sampling interval that does not divide the window, naming the variables', () => {
+    expect(() => loadConfig({ ...minimal, WINDOW_MS: '60000', SAMPLING_INTERVAL_MS: '25000' })).toThrow(
+      /SAMPLING_INTERVAL_MS/,
+    );
+    expect(
+      loadConfig({ ...minimal, WINDOW_MS: '60000', SAMPLING_INTERVAL_MS: '20000' }).samplingIntervalMs,
+    ).toBe(20_000);
+  });
+});
+
+describe('case 5: restore refuses to guess', () => {
+  it('stops the task on committed offsets without valid metadata instead of re-emitting windows', () => {
+    const d = new AggregatorDriver(baseSettings);
+    for (const metadata of [null, '', 'reset by kafka-consumer-groups', '{"v":99}']) {
+      expect(() => d.assign(0, [{ offset: 42, metadata }, nothing], 0)).toThrow(
+        /GPUM_OFFSET_METADATA_INVALID.*pods:0.*offset 42/,
+      );
+    }
+    const valid = encodeOffsetMetadata({ wm: 1000, closed: 1000, through: 42 });
+    expect(() => d.assign(0, [{ offset: 42, metadata: valid }, nothing], 0)).not.toThrow();
+  });
+});
+
+describe('case 6: late duplicates are recognised for at least 24 hours (defaults)', () => {
+  it('bills a duplicate that arrives an hour after its window closed once, in correction mode', () => {
+    const config = loadConfig(minimal);
+    expect(config.latePolicy).toBe('correction');
+    const settings = { ...driverSettings(config), podAllocationsTopic: POD, bandwidthSamplesTopic: BW };
+    const interval = settings.samplingIntervalMs;
+    const d = new AggregatorDriver(settings);
+    d.assign(0, [nothing, nothing], -settings.idleAdvanceMs);
+    d.observeEnd(BW, 0, 0);
+    const events = [];
+    let offset = 0;
+    // One pod, sampled for two hours; replica B was cut off for an hour and flushes its copy of the first
+    // grid point (same id) afterwards.
+    for (let t = interval; t <= 7_200_000; t += interval) {
+      d.observeEnd(POD, 0, offset + 1);
+      events.push(...d.process(0, [podRec(offset++, `p${t}`, t, interval)], t).events);
+    }
+    d.observeEnd(POD, 0, offset + 1);
+    const late = d.process(0, [podRec(offset++, `p${interval}`, interval, interval, 7_200_000)], 7_200_000);
+    expect(late.dedupeHits).toBe(1);
+    expect(late.events).toEqual([]);
+    // Dedupe memory stays small: a few bytes per grid point, not a map entry per id.
+    expect(d.task(0)!.dedupeBytes / d.task(0)!.dedupeSize).toBeLessThan(40);
+  });
+});
