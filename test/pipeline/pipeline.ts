@@ -174,6 +174,8 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
       CONSUMER_GROUP_ID: `usage-aggregator${groupSuffix}`,
       TRANSACTIONAL_ID_PREFIX: `usage-aggregator${groupSuffix}`,
       WINDOW_MS: String(windowMs),
+      // The collectors' interval: the aggregator checks it divides the window and bounds each sample's span.
+      SAMPLING_INTERVAL_MS: String(intervalMs),
       GRACE_MS: String(2 * intervalMs),
       // Grace scales with the short test intervals, but a broker restart takes real seconds: an input that
       // went quiet only because its producer was reconnecting must keep holding stream time back, else its
@@ -207,13 +209,30 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
       ...options.env?.[service],
       ...replicaEnv[service]![index],
     }).start();
-  for (const service of SERVICES) {
-    services[service] = Array.from({ length: options.replicas?.[service] ?? 1 }, (_, i) =>
-      launch(service, i),
-    );
-    if (service === 'usage-aggregator') {
-      await Promise.all(services[service].map((process) => process.waitForLog(/aggregator ready/, 90_000)));
+  const stopServices = async () => {
+    for (const service of [...SERVICES].reverse()) {
+      for (const process of services[service] ?? []) {
+        // A stopped (SIGSTOPped) process cannot act on SIGTERM until it runs again.
+        process.signal('SIGCONT');
+        await process.kill('SIGTERM').catch(() => undefined);
+      }
     }
+  };
+  try {
+    for (const service of SERVICES) {
+      services[service] = Array.from({ length: options.replicas?.[service] ?? 1 }, (_, i) =>
+        launch(service, i),
+      );
+      if (service === 'usage-aggregator') {
+        await Promise.all(services[service].map((process) => process.waitForLog(/aggregator ready/, 90_000)));
+      }
+    }
+  } catch (error) {
+    // A pipeline that failed to start leaves nothing running behind it (the next trial's would compete).
+    await stopServices();
+    await openMeter.stop();
+    await simulator.close();
+    throw error;
   }
   const restart = async (service: string, index = 0, restartOptions: RestartOptions = {}) => {
     const replicas = services[service]!;
@@ -292,13 +311,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     truth,
     compare,
     stop: async () => {
-      for (const service of [...SERVICES].reverse()) {
-        for (const process of services[service] ?? []) {
-          // A stopped (SIGSTOPped) process cannot act on SIGTERM until it runs again.
-          process.signal('SIGCONT');
-          await process.kill('SIGTERM').catch(() => undefined);
-        }
-      }
+      await stopServices();
       await clickhouse.close();
       await openMeter.stop();
       await simulator.close();
