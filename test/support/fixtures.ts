@@ -55,6 +55,7 @@ export function bandwidthFixture(overrides: Partial<BandwidthSample> = {}): Band
     pcieTxBytesPerSecond: 2.0e8,
     pcieRxBytesPerSecond: 3.5e8,
     fbUsedBytes: 20 * 1024 ** 3,
+    observer: '7c1e2d4a-9b3f-4e8a-b5c6-d7e8f9a0b1c2',
     ...overrides,
   };
 }

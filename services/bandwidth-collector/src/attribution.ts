@@ -128,6 +128,8 @@ export function splitInterval(
 export interface DeviceContext {
   readonly clusterId: string;
   readonly intervalMs: number;
+  /** This collector process (BandwidthSample.observer): lets the aggregator keep one replica's view. */
+  readonly observer: string;
 }
 
 /** One sample per holder of the device (and one `unallocated` for unheld time) at grid point t. */
@@ -171,6 +173,7 @@ export function attributeDevice(
       pcieTxBytesPerSecond: reading.pcieTx * share,
       pcieRxBytesPerSecond: reading.pcieRx * share,
       fbUsedBytes: reading.fbUsedMiB * MIB * share,
+      observer: context.observer,
     });
   }
   return samples;

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { KubeConfig } from '@kubernetes/client-node';
 import {
   GridTicker,
@@ -26,6 +27,12 @@ export class BandwidthCollector {
   private readonly selector: ReturnType<typeof parseSelector>;
   /** The pods each device was mapped to at earlier scrapes: a pod ending mid-interval is named only there. */
   private readonly named = new NamedHolders();
+  /**
+   * Random per process start: a replica's holders for a grid point come from one cache, so the aggregator
+   * keeps one observer's samples per GPU and grid point; a restart cannot re-observe past points, so it
+   * needs no stable identity.
+   */
+  private readonly observer = randomUUID();
 
   constructor(
     private readonly config: Config,
@@ -87,6 +94,7 @@ export class BandwidthCollector {
         ...attributeDevice(reading, holders, t, {
           clusterId: this.config.clusterId,
           intervalMs: this.config.samplingIntervalMs,
+          observer: this.observer,
         }),
       );
     }

@@ -1,4 +1,4 @@
-import type { BandwidthSample, SamplePublisher } from '@gpu-meter/kit';
+import { bandwidthSampleKey, type BandwidthSample, type SamplePublisher } from '@gpu-meter/kit';
 import { runCollector } from '@gpu-meter/kit/collector';
 import { BandwidthCollector } from './collector.js';
 import { SERVICE_NAME, loadConfig } from './config.js';
@@ -8,6 +8,7 @@ void runCollector({
   service: SERVICE_NAME,
   loadConfig,
   schema: 'bandwidthSample',
+  key: bandwidthSampleKey,
   metrics: collectorMetrics,
   collector: (config, kubeConfig, publisher: SamplePublisher<BandwidthSample>, metrics, logger) =>
     new BandwidthCollector(config, kubeConfig, publisher, metrics, logger),

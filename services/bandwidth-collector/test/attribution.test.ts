@@ -1,7 +1,8 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { PodStore, bandwidthSampleId } from '@gpu-meter/kit';
-import { PodIndex, attributeDevice, candidateHolders } from '../src/attribution.js';
+import { PodStore, bandwidthSampleId, bandwidthSampleKey, type BandwidthSample } from '@gpu-meter/kit';
+import { publishedMessages } from '../../../test/support/recording-publisher.js';
+import { PodIndex, attributeDevice, candidateHolders, type DeviceContext } from '../src/attribution.js';
 import type { DeviceReading } from '../src/dcgm.js';
 
 const I = 1_000;
@@ -13,7 +14,7 @@ const attribution = {
   projectCustomers: { 'team-b': 'globex' },
   fallbackSubject: 'unattributed',
 };
-const context = { clusterId: 'c1', intervalMs: I };
+const context: DeviceContext = { clusterId: 'c1', intervalMs: I, observer: 'replica-a' };
 
 function pod(
   name: string,
@@ -73,11 +74,12 @@ function run(
   pods: V1Pod[],
   named: Array<{ namespace: string; name: string } | undefined>,
   over: Partial<DeviceReading> = {},
+  observer = context.observer,
 ) {
   const store = new PodStore();
   for (const p of pods) store.upsert(p);
   const holders = candidateHolders(named, new PodIndex(store.all()), new Map(), attribution);
-  return attributeDevice(reading(over), holders, T0 + I, context);
+  return attributeDevice(reading(over), holders, T0 + I, { ...context, observer });
 }
 
 const bytes = (s: { nvlinkTxBytesPerSecond: number; spanStartMs: number; spanEndMs: number }) =>
@@ -181,5 +183,54 @@ describe('bandwidth attribution', () => {
   it('treats a named pod it cannot find as unallocated time', () => {
     const samples = run([], [undefined, { namespace: 'runai-team-b', name: 'ghost' }]);
     expect(samples.map((s) => s.subject)).toEqual(['unallocated']);
+  });
+});
+
+/**
+ * Two replicas that disagree on a GPU's holder (their watches saw a reassignment at different moments)
+ * publish different sample ids for one observation. The aggregator can only pick one replica's view if
+ * the copies meet in one partition, so the key is fixed by the physical GPU, and each copy names its
+ * observer.
+ */
+describe('copies of one GPU observation from disagreeing replicas', () => {
+  const y = pod('y', T0 - 5_000, undefined);
+  y.metadata!.labels!.project = 'team-c';
+  const pods = [pod('x', T0 - 5_000, undefined), y];
+  const holder = (name: string) => [undefined, { namespace: 'runai-team-b', name }];
+
+  async function keys(samples: BandwidthSample[]): Promise<string[]> {
+    return (await publishedMessages('bandwidthSample', bandwidthSampleKey, samples)).map((m) => m.key);
+  }
+
+  it('share one key, cluster/GPU uuid, whichever holder each replica saw', async () => {
+    const a = run(pods, holder('x'), {}, 'replica-a');
+    const b = run(pods, holder('y'), {}, 'replica-b');
+    // C's cache has not seen the pod yet: the time is unallocated there.
+    const c = run([], holder('x'), {}, 'replica-c');
+    expect([...a, ...b, ...c].map((s) => s.subject)).toEqual(['globex', 'team-c', 'unallocated']);
+    expect(new Set([...a, ...b, ...c].map((s) => s.id)).size).toBe(3);
+    expect(await keys([...a, ...b, ...c])).toEqual(['c1/GPU-1', 'c1/GPU-1', 'c1/GPU-1']);
+  });
+
+  it('key a MIG instance and unallocated time by the physical GPU too', async () => {
+    const mig = run(pods, holder('x'), { key: 'GPU-1/3', migInstanceId: '3', migProfile: '1g.10gb' });
+    const free = run([], [undefined, undefined]);
+    expect(await keys([...mig, ...free])).toEqual(['c1/GPU-1', 'c1/GPU-1']);
+  });
+
+  it("name the process that observed them: every sample of one replica's grid point carries its observer", async () => {
+    const a = run(pods, holder('x'), {}, 'replica-a');
+    const b = run(
+      [pod('x', T0 - 5_000, T0 + 300)],
+      [{ namespace: 'runai-team-b', name: 'x' }, undefined],
+      {},
+      'replica-b',
+    );
+    expect(b.length).toBeGreaterThan(1);
+    const published = await publishedMessages('bandwidthSample', bandwidthSampleKey, [...a, ...b]);
+    expect(published.map((m) => m.value.observer)).toEqual([
+      ...a.map(() => 'replica-a'),
+      ...b.map(() => 'replica-b'),
+    ]);
   });
 });

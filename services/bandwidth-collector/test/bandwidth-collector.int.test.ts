@@ -56,7 +56,11 @@ describe('bandwidth-collector against the simulator', () => {
         value: type.fromBuffer(message.value!.subarray(5)) as BandwidthSample,
       }))
       .filter(({ value }) => value.observedAtMs > startMs && value.observedAtMs <= lastT);
-    for (const { key, value } of received) expect(key).toBe(value.subject);
+    // Keyed by the physical GPU, whoever held it; one process, one observer.
+    for (const { key, value } of received) expect(key).toBe(`${value.clusterId}/${value.gpuUuid}`);
+    const observers = new Set(received.map(({ value }) => value.observer));
+    expect(observers.size).toBe(1);
+    expect([...observers][0]).toMatch(/\S{8}/);
     const actual = received.map((r) => r.value);
     expect(new Set(actual.map((s) => s.id)).size).toBe(actual.length);
 

@@ -138,7 +138,11 @@ describe('attribution of parsed readings', () => {
           fraction: h.fraction,
         }));
         for (const reading of devices) {
-          const samples = attributeDevice(reading, asHolders, T, { clusterId: 'c', intervalMs: I });
+          const samples = attributeDevice(reading, asHolders, T, {
+            clusterId: 'c',
+            intervalMs: I,
+            observer: 'o',
+          });
           expect(samples.length).toBeGreaterThan(0);
           let covered = 0;
           for (const s of samples) {

@@ -36,10 +36,12 @@ export interface Collector {
   stop(): Promise<void>;
 }
 
-export interface CollectorWiring<C extends CollectorSettings, S extends { subject: string }, M> {
+export interface CollectorWiring<C extends CollectorSettings, S, M> {
   readonly service: string;
   readonly loadConfig: () => C;
   readonly schema: SchemaName;
+  /** The Kafka key of a sample (podSampleKey, bandwidthSampleKey): what decides its partition. */
+  readonly key: (sample: S) => string;
   readonly metrics: (registry: Registry, bufferSize: () => number) => M & PublisherMetrics;
   readonly collector: (
     config: C,
@@ -55,7 +57,7 @@ export interface CollectorWiring<C extends CollectorSettings, S extends { subjec
  * publisher on the collector's topic, the ops server (ready when the collector has synced and Kafka is
  * connected), then the collector itself; SIGTERM closes them in reverse order.
  */
-export async function runCollector<C extends CollectorSettings, S extends { subject: string }, M>(
+export async function runCollector<C extends CollectorSettings, S, M>(
   wiring: CollectorWiring<C, S, M>,
 ): Promise<void> {
   let config: C;
@@ -75,6 +77,7 @@ export async function runCollector<C extends CollectorSettings, S extends { subj
     const publisher = new SamplePublisher<S>({
       kafka: createKafka(config, wiring.service, logger),
       serde: new TopicSerde<S>(createSchemaRegistry(config), config, config.topic, wiring.schema),
+      key: wiring.key,
       logger,
       maxBuffered: config.maxBufferedSamples,
       onSent: (count) => metrics.samplesPublished.inc(count),

@@ -8,6 +8,11 @@ import type { TopicSerde } from './serde.js';
 export interface SamplePublisherOptions<T> {
   readonly kafka: Kafka;
   readonly serde: TopicSerde<T>;
+  /**
+   * The Kafka key of a sample: it picks the partition, so it must be a fact every copy of one observation
+   * shares (podSampleKey, bandwidthSampleKey), never something replicas can disagree on.
+   */
+  readonly key: (sample: T) => string;
   readonly logger: Logger;
   readonly maxBuffered: number;
   readonly onSent?: (count: number) => void;
@@ -16,11 +21,11 @@ export interface SamplePublisherOptions<T> {
 }
 
 /**
- * A collector's way out: samples encoded with the topic's registered schema, keyed by billing subject,
+ * A collector's way out: samples encoded with the topic's registered schema, keyed by `options.key`,
  * sent by an idempotent producer with acks=all through a bounded in-order buffer that outlives Kafka
  * outages. `start` waits for the registry (retrying) because nothing can be encoded without a schema id.
  */
-export class SamplePublisher<T extends { subject: string }> {
+export class SamplePublisher<T> {
   private readonly producer: Producer;
   private readonly sender: BufferedSender;
   private connected = false;
@@ -81,7 +86,7 @@ export class SamplePublisher<T extends { subject: string }> {
   publish(samples: readonly T[]): number {
     if (samples.length === 0) return 0;
     const messages = samples.map((sample) => ({
-      key: sample.subject,
+      key: this.options.key(sample),
       value: this.options.serde.encode(sample),
     }));
     return this.sender.enqueue(messages);

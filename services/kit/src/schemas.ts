@@ -78,6 +78,7 @@ export interface BandwidthSample {
   pcieTxBytesPerSecond: number;
   pcieRxBytesPerSecond: number;
   fbUsedBytes: number;
+  observer: string;
 }
 
 export const USAGE_QUANTITIES = [

@@ -76,13 +76,16 @@ describe('schema evolution check', () => {
     expect(() => reader.createResolver(writer)).toThrow();
   });
 
-  it('reads a v1 usage event (without `correction`) as the current schema with correction=false', () => {
-    const v1 = avro.Type.forSchema(released('usageEvent')[0]!.schema);
-    const { correction: _dropped, ...legacy } = usageEventFixture();
-    const current = avroType('usageEvent');
-    const decoded = current.fromBuffer(v1.toBuffer(legacy), current.createResolver(v1)) as {
-      correction: boolean;
-    };
-    expect(decoded.correction).toBe(false);
+  it.each([
+    { name: 'usageEvent', field: 'correction', value: false },
+    { name: 'bandwidthSample', field: 'observer', value: '' },
+  ] as const)('reads a v1 $name (without `$field`) as the current schema with $field=$value', (added) => {
+    const v1 = avro.Type.forSchema(released(added.name)[0]!.schema);
+    const { [added.field]: _dropped, ...legacy } = fixtures[added.name]() as Record<string, unknown>;
+    const current = avroType(added.name);
+    expect(current.fromBuffer(v1.toBuffer(legacy), current.createResolver(v1))).toEqual({
+      ...legacy,
+      [added.field]: added.value,
+    });
   });
 });

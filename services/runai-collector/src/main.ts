@@ -1,4 +1,4 @@
-import type { PodAllocationSample, SamplePublisher } from '@gpu-meter/kit';
+import { podSampleKey, type PodAllocationSample, type SamplePublisher } from '@gpu-meter/kit';
 import { runCollector } from '@gpu-meter/kit/collector';
 import { RunaiCollector } from './collector.js';
 import { SERVICE_NAME, loadConfig } from './config.js';
@@ -8,6 +8,7 @@ void runCollector({
   service: SERVICE_NAME,
   loadConfig,
   schema: 'podAllocationSample',
+  key: podSampleKey,
   metrics: collectorMetrics,
   collector: (config, kubeConfig, publisher: SamplePublisher<PodAllocationSample>, metrics, logger) =>
     new RunaiCollector(config, kubeConfig, publisher, metrics, logger),

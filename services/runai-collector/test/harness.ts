@@ -126,8 +126,8 @@ export function distinctUpTo(received: Received[], lastT: number): PodAllocation
     if (seen && !seen.bytes.equals(record.bytes)) {
       throw new Error(`id ${record.value.id} published with different values`);
     }
-    if (record.key !== record.value.subject)
-      throw new Error(`record keyed ${record.key}, subject ${record.value.subject}`);
+    if (record.key !== `${record.value.clusterId}/${record.value.podUid}`)
+      throw new Error(`record keyed ${record.key}, not by its cluster and pod uid`);
     byKey.set(record.value.id, record);
   }
   return [...byKey.values()].map((r) => r.value).sort(byId);

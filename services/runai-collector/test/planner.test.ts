@@ -1,6 +1,7 @@
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { PodStore, deterministicId } from '@gpu-meter/kit';
+import { PodStore, deterministicId, podSampleKey, type PodAllocationSample } from '@gpu-meter/kit';
+import { publishedMessages } from '../../../test/support/recording-publisher.js';
 import { AllocationPlanner } from '../src/planner.js';
 
 const I = 1_000;
@@ -190,5 +191,51 @@ describe('AllocationPlanner', () => {
     deleted.metadata!.deletionTimestamp = iso(T0 + 1_600) as unknown as Date;
     store.remove(deleted, T0 + 1_900);
     expect(spans(planner.plan(store.all(), nodes, T0 + 2_000).samples)).toEqual([[2_000, 1_000, 1_600]]);
+  });
+});
+
+/**
+ * Two collector replicas whose config or cache disagree on a pod's subject publish the same sample ids;
+ * the copies must reach one partition (one aggregator task) to be counted once, so their Kafka keys
+ * must not depend on what the replicas disagree about.
+ */
+describe('copies of one pod sample from disagreeing replicas', () => {
+  const replica = (customers: Record<string, string>, ...pods: V1Pod[]) =>
+    new AllocationPlanner(I, 10_000, { ...attribution, projectCustomers: customers }).plan(
+      storeOf(...pods).all(),
+      nodes,
+      T0 + 5_000,
+    ).samples;
+
+  async function keysById(...replicas: PodAllocationSample[][]): Promise<Map<string, Set<string>>> {
+    const keys = new Map<string, Set<string>>();
+    for (const samples of replicas) {
+      for (const { key, value } of await publishedMessages('podAllocationSample', podSampleKey, samples)) {
+        keys.set(value.id, (keys.get(value.id) ?? new Set()).add(key));
+      }
+    }
+    return keys;
+  }
+
+  it('share one key, cluster/pod uid, while the replicas run different PROJECT_CUSTOMERS', async () => {
+    const before = replica({ 'team-a': 'acme' }, pod('train', T0));
+    const after = replica({ 'team-a': 'globex' }, pod('train', T0));
+    expect(new Set([...before, ...after].map((s) => s.subject))).toEqual(new Set(['acme', 'globex']));
+    expect(after.map((s) => s.id)).toEqual(before.map((s) => s.id));
+    const keys = await keysById(before, after);
+    expect(keys.size).toBe(before.length);
+    for (const sampleKeys of keys.values()) expect([...sampleKeys]).toEqual(['sim/uid-train']);
+  });
+
+  it('share one key when one replica sees the pod relabelled to another project and the other does not', async () => {
+    const relabelled = pod('train', T0, undefined, {
+      labels: { project: 'team-b', 'runai/queue': 'team-b', workloadKind: 'Training' },
+    });
+    const old = replica({}, pod('train', T0));
+    const seen = replica({}, relabelled);
+    expect([old[0]!.subject, seen[0]!.subject]).toEqual(['team-a', 'team-b']);
+    const keys = await keysById(old, seen);
+    expect(keys.size).toBe(old.length);
+    for (const sampleKeys of keys.values()) expect([...sampleKeys]).toEqual(['sim/uid-train']);
   });
 });

@@ -79,3 +79,17 @@ export function bandwidthSampleId(
 ): string {
   return deterministicId(clusterId, gpuKey, podUid ?? UNALLOCATED_SUBJECT, GPU_BANDWIDTH_KIND, t);
 }
+
+/**
+ * Kafka keys of the raw samples: facts the observed thing fixes, never the subject, project or holder,
+ * which replicas (config rollouts, relabels, watch lag) can disagree on. All copies of one observation
+ * then meet in one partition, hence one aggregator task, and are counted once there.
+ */
+export function podSampleKey(sample: { readonly clusterId: string; readonly podUid: string }): string {
+  return `${sample.clusterId}/${sample.podUid}`;
+}
+
+/** The physical GPU's uuid: also for its MIG instances and for its unallocated time. */
+export function bandwidthSampleKey(sample: { readonly clusterId: string; readonly gpuUuid: string }): string {
+  return `${sample.clusterId}/${sample.gpuUuid}`;
+}

@@ -1,12 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import {
   bandwidthSampleId,
+  bandwidthSampleKey,
   deterministicId,
   gridCeil,
   gridFloor,
   gridPoints,
   gridPointsOverlapping,
   podSampleId,
+  podSampleKey,
   sampleSpan,
 } from '@gpu-meter/kit';
 
@@ -75,5 +77,27 @@ describe('grid', () => {
       podSampleId('c', 'uid', 30_000),
     ]);
     expect(ids.size).toBe(4);
+  });
+
+  it('keys are cluster/pod uid and cluster/GPU uuid, whatever a sample says about who is billed', () => {
+    const pod = { clusterId: 'c', podUid: 'uid', subject: 'acme', project: 'team-a' };
+    const relabelled = { ...pod, subject: 'globex', project: 'team-b' };
+    expect(podSampleKey(pod)).toBe('c/uid');
+    expect(podSampleKey(relabelled)).toBe(podSampleKey(pod));
+    const others = [
+      { ...pod, clusterId: 'c2' },
+      { ...pod, podUid: 'u2' },
+    ];
+    expect(new Set([pod, ...others].map(podSampleKey)).size).toBe(3);
+
+    const gpu = { clusterId: 'c', gpuUuid: 'GPU-1', podUid: 'uid', subject: 'acme', migInstanceId: '' };
+    const sameGpu = [
+      { ...gpu, podUid: '', subject: 'unallocated' },
+      { ...gpu, podUid: 'uid2', subject: 'globex' },
+      { ...gpu, migInstanceId: '3' },
+    ];
+    expect(bandwidthSampleKey(gpu)).toBe('c/GPU-1');
+    for (const other of sameGpu) expect(bandwidthSampleKey(other)).toBe(bandwidthSampleKey(gpu));
+    expect(bandwidthSampleKey({ ...gpu, gpuUuid: 'GPU-2' })).not.toBe(bandwidthSampleKey(gpu));
   });
 });
