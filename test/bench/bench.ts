@@ -9,6 +9,7 @@ import {
   ClickHouse,
   clickhouseConfigSpec,
   createSchemaRegistry,
+  podSampleKey,
   readConfig,
   TopicSerde,
   type BandwidthSample,
@@ -250,7 +251,7 @@ async function aggregatorLatency(seconds: number) {
       await producer.send({
         topic: topics.pod,
         acks: -1,
-        messages: batch.map((s) => ({ key: s.subject, value: serde.encode(s) })),
+        messages: batch.map((s) => ({ key: podSampleKey(s), value: serde.encode(s) })),
       });
       sent += batch.length;
       const next = t + intervalMs;

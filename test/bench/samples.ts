@@ -1,4 +1,9 @@
-import { deterministicId, type BandwidthSample, type PodAllocationSample } from '@gpu-meter/kit';
+import {
+  deterministicId,
+  podSampleKey,
+  type BandwidthSample,
+  type PodAllocationSample,
+} from '@gpu-meter/kit';
 import { bandwidthFixture } from '../support/fixtures.js';
 
 /**
@@ -71,7 +76,7 @@ export function aggregatorBacklog(
   const startMs = Math.floor((Date.now() - 24 * 3600_000) / 60_000) * 60_000;
   const pod: Keyed[] = [
     ...benchSamples({ count, pods: 2000, subjects: 200, intervalMs: 15_000, startMs }),
-  ].map((sample) => ({ key: sample.subject, value: encode.pod(sample) }));
+  ].map((sample) => ({ key: podSampleKey(sample), value: encode.pod(sample) }));
   const closerTime = startMs + 23 * 3600_000;
   const [template] = benchSamples({
     count: 1,
