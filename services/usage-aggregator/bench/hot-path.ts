@@ -42,18 +42,24 @@ const settings = {
   dedupeRetentionMs: 86_400_000,
   samplingIntervalMs: 15_000,
   maxClockAheadMs: 60_000,
+  tasks: 1,
 };
 let best = Infinity;
 let events = 0;
 for (let round = 0; round < rounds; round++) {
   const host = new DriverHost({ settings, registry: registrySettings });
   const nothing = { offset: null, metadata: null };
-  await host.handle({ op: 'assign', partition: 0, committed: [nothing, nothing], nowMs: 0 });
+  const inputs = [settings.podAllocationsTopic, settings.bandwidthSamplesTopic].map((topic) => ({
+    topic,
+    partition: 0,
+    committed: nothing,
+  }));
+  await host.handle({ op: 'assign', task: 0, inputs, nowMs: 0 });
   await host.handle({
     op: 'tick',
-    partition: 0,
+    task: 0,
     nowMs: 0,
-    ends: [{ topic: settings.bandwidthSamplesTopic, end: 0 }],
+    ends: [{ topic: settings.bandwidthSamplesTopic, partition: 0, end: 0 }],
   });
   events = 0;
   const t0 = performance.now();

@@ -11,6 +11,7 @@ const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error('run with node --expose-gc');
 
 const settings: TaskSettings = {
+  tasks: 1,
   windowMs: 3_600_000,
   graceMs: 30_000,
   idleAdvanceMs: 3_600_000,
@@ -41,7 +42,7 @@ function sample(i: number, groups: number): Sample {
 function measure(count: number, groups: number) {
   gc!();
   const before = process.memoryUsage();
-  const task = new Task(settings, inputs, Date.now());
+  const task = new Task(settings, 0, inputs, Date.now());
   const out = emptyOutput();
   for (let i = 0; i < count; i += 1)
     task.process(0, { kind: 'sample', offset: i, sample: sample(i, groups) }, Date.now(), out);

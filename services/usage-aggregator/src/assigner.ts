@@ -1,51 +1,53 @@
 import { AssignerProtocol, type PartitionAssigner } from 'kafkajs';
 
 /**
- * Partition p of every input topic goes to the same member: a task needs both topics' partition p. Pure
- * part: partition numbers dealt round-robin over the sorted member ids.
+ * Task p owns partition q of every raw topic with q ≡ p (mod tasks), and one member owns all of a task's
+ * partitions. Pure part: task numbers dealt round-robin over the sorted member ids, then each member gets
+ * every partition of its tasks from each topic's partition count.
  */
-export function coPartitionedAssignment(
+export function taskAssignment(
   memberIds: readonly string[],
-  topics: readonly string[],
-  partitionCount: number,
+  partitionCounts: ReadonlyMap<string, number>,
+  tasks: number,
 ): Map<string, Record<string, number[]>> {
   const members = [...memberIds].sort();
+  const topics = [...partitionCounts.keys()];
   const result = new Map<string, Record<string, number[]>>(
     members.map((m) => [m, Object.fromEntries(topics.map((t) => [t, [] as number[]]))]),
   );
-  for (let p = 0; p < partitionCount; p++) {
-    const owner = result.get(members[p % members.length]!)!;
-    for (const topic of topics) owner[topic]!.push(p);
+  for (const [topic, count] of partitionCounts) {
+    for (let q = 0; q < count; q++) result.get(members[(q % tasks) % members.length]!)![topic]!.push(q);
   }
   return result;
 }
 
-export const CO_PARTITIONED = 'co-partitioned';
+export const TASK_ASSIGNER = 'gpu-meter-tasks';
 
-export const coPartitionedAssigner: PartitionAssigner = ({ cluster }) => ({
-  name: CO_PARTITIONED,
-  version: 0,
-  async assign({ members, topics }) {
-    // The minimum over topics: a start-up check refuses mismatched counts, this keeps a bad state harmless.
-    const count = Math.min(...topics.map((t) => cluster.findTopicPartitionMetadata(t).length));
-    const plan = coPartitionedAssignment(
-      members.map((m) => m.memberId),
-      topics,
-      count,
-    );
-    return [...plan].map(([memberId, assignment]) => ({
-      memberId,
-      memberAssignment: AssignerProtocol.MemberAssignment.encode({
-        version: 0,
-        assignment,
-        userData: Buffer.alloc(0),
-      }),
-    }));
-  },
-  protocol({ topics }) {
-    return {
-      name: CO_PARTITIONED,
-      metadata: AssignerProtocol.MemberMetadata.encode({ version: 0, topics, userData: Buffer.alloc(0) }),
-    };
-  },
-});
+export const taskAssigner =
+  (tasks: number): PartitionAssigner =>
+  ({ cluster }) => ({
+    name: TASK_ASSIGNER,
+    version: 0,
+    async assign({ members, topics }) {
+      const counts = new Map(topics.map((t) => [t, cluster.findTopicPartitionMetadata(t).length]));
+      const plan = taskAssignment(
+        members.map((m) => m.memberId),
+        counts,
+        tasks,
+      );
+      return [...plan].map(([memberId, assignment]) => ({
+        memberId,
+        memberAssignment: AssignerProtocol.MemberAssignment.encode({
+          version: 0,
+          assignment,
+          userData: Buffer.alloc(0),
+        }),
+      }));
+    },
+    protocol({ topics }) {
+      return {
+        name: TASK_ASSIGNER,
+        metadata: AssignerProtocol.MemberMetadata.encode({ version: 0, topics, userData: Buffer.alloc(0) }),
+      };
+    },
+  });

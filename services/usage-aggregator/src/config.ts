@@ -113,6 +113,16 @@ export const aggregatorConfigSpec = {
   ),
   autoCreateTopics: env('AUTO_CREATE_TOPICS', schemas.bool(true), 'Create missing topics at start-up.'),
   topicPartitions: env('TOPIC_PARTITIONS', schemas.int(6, 1), 'Partitions of auto-created topics.'),
+  tasks: env(
+    'TASKS',
+    schemas
+      .optionalString()
+      .refine(
+        (value) => value === undefined || /^[1-9]\d*$/.test(value.trim()),
+        'must be a positive integer',
+      ),
+    "Aggregation tasks (default = TOPIC_PARTITIONS); fixed for a deployment's life. Task p owns partitions q ≡ p (mod TASKS) of both raw topics, whose partition counts must be multiples of it: a pod's or GPU's samples then stay in one task when the topics are expanded to another multiple. Run up to TASKS aggregator instances.",
+  ),
   topicReplicationFactor: env(
     'TOPIC_REPLICATION_FACTOR',
     schemas.int(1, 1),
@@ -120,8 +130,9 @@ export const aggregatorConfigSpec = {
   ),
 } as const;
 
-export type AggregatorConfig = Omit<ConfigOf<typeof aggregatorConfigSpec>, 'idleAdvanceMs'> & {
+export type AggregatorConfig = Omit<ConfigOf<typeof aggregatorConfigSpec>, 'idleAdvanceMs' | 'tasks'> & {
   idleAdvanceMs: number;
+  tasks: number;
 };
 
 /**
@@ -147,7 +158,8 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     'SAMPLING_INTERVAL_MS',
     `must divide WINDOW_MS ${raw.windowMs} (each window then holds whole sampling intervals)`,
   );
-  return Object.freeze({ ...raw, idleAdvanceMs: idle });
+  const tasks = raw.tasks === undefined ? raw.topicPartitions : Number(raw.tasks);
+  return Object.freeze({ ...raw, idleAdvanceMs: idle, tasks });
 }
 
 /** What the driver worker needs of the configuration. */
@@ -164,5 +176,6 @@ export function driverSettings(config: AggregatorConfig): DriverSettings {
     maxSampleSpanMs: config.maxSampleSpanMs,
     samplingIntervalMs: config.samplingIntervalMs,
     maxClockAheadMs: config.maxClockAheadMs,
+    tasks: config.tasks,
   };
 }

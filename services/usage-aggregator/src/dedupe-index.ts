@@ -94,7 +94,7 @@ function avalanche(h: number): number {
   return h ^ (h >>> 16);
 }
 
-/** Where a bucket's first id was read: the offset a restart must replay from to know the bucket again. */
+/** Where an input first added to a bucket: the offset a restart must replay from to know the bucket again. */
 export interface Pin {
   readonly offset: number;
   readonly wmBefore: number | null;
@@ -104,12 +104,14 @@ export interface Bucket {
   /** End of the window the bucket's observation times fall in. */
   readonly end: number;
   readonly ids: FingerprintSet;
-  readonly pin: Pin;
+  /** Per input of the topic (by the task's input index), the first record that added an id here. */
+  readonly pins: Array<Pin | undefined>;
 }
 
 /**
- * One input's buckets, in the order they were created, which is offset order of their first ids (records
- * of one input come in offset order): the first live bucket carries the input's smallest live pin.
+ * One raw topic's buckets in a task. All partitions of the topic that the task owns share them: copies of
+ * one sample meet here even when they came through different partitions (a topic expanded to a multiple of
+ * the tasks, with producers routing by the old and the new count for a while).
  */
 export class DedupeIndex {
   private readonly buckets = new Map<number, Bucket>();
@@ -118,8 +120,8 @@ export class DedupeIndex {
     return this.buckets.get(end);
   }
 
-  open(end: number, pin: Pin): Bucket {
-    const bucket = { end, ids: new FingerprintSet(), pin };
+  open(end: number): Bucket {
+    const bucket = { end, ids: new FingerprintSet(), pins: [] };
     this.buckets.set(end, bucket);
     return bucket;
   }
@@ -129,10 +131,15 @@ export class DedupeIndex {
     for (const end of this.buckets.keys()) if (expired(end)) this.buckets.delete(end);
   }
 
-  /** The pin of the first bucket (in creation order) that is not expired. */
-  firstLivePin(expired: (end: number) => boolean): Pin | undefined {
-    for (const bucket of this.buckets.values()) if (!expired(bucket.end)) return bucket.pin;
-    return undefined;
+  /** Input `input`'s smallest pin over the buckets that are not expired (a day of windows at most). */
+  smallestLivePin(input: number, expired: (end: number) => boolean): Pin | undefined {
+    let smallest: Pin | undefined;
+    for (const bucket of this.buckets.values()) {
+      const pin = bucket.pins[input];
+      if (pin !== undefined && (!smallest || pin.offset < smallest.offset) && !expired(bucket.end))
+        smallest = pin;
+    }
+    return smallest;
   }
 
   get size(): number {

@@ -1,6 +1,6 @@
 import type { RegistrySettings } from '@gpu-meter/kit';
 import type { PackedValues } from './batch-transfer.js';
-import type { Committed, DriverSettings, Step } from './driver.js';
+import type { DriverSettings, Step, TaskInput } from './driver.js';
 
 /**
  * Messages between the Kafka shell (main thread) and the driver worker. The worker owns every task's state
@@ -13,10 +13,11 @@ export interface WorkerSetup {
 }
 
 export type DriverRequest =
-  | { op: 'assign'; partition: number; committed: [Committed, Committed]; nowMs: number }
-  | { op: 'revoke'; partition: number }
+  | { op: 'assign'; task: number; inputs: TaskInput[]; nowMs: number }
+  | { op: 'revoke'; task: number }
   | {
       op: 'process';
+      /** The batch's topic-partition; the worker hands it to the task that owns it. */
       partition: number;
       topic: string;
       values: PackedValues;
@@ -28,16 +29,21 @@ export type DriverRequest =
       nextOffset: number;
       nowMs: number;
     }
-  | { op: 'tick'; partition: number; nowMs: number; ends: Array<{ topic: string; end: number }> };
+  | {
+      op: 'tick';
+      task: number;
+      nowMs: number;
+      ends: Array<{ topic: string; partition: number; end: number }>;
+    };
 
 /** A task's gauges after a request, for the shell's metrics. */
 export interface TaskGauges {
   readonly openWindows: number;
   readonly openGroups: number;
   readonly dedupeIds: number;
-  readonly lag: ReadonlyArray<{ topic: string; lag: number }>;
+  readonly lag: ReadonlyArray<{ topic: string; partition: number; lag: number }>;
   /** Each input's watermark (max observation time), null before its first sample. */
-  readonly watermarks: ReadonlyArray<{ topic: string; wm: number | null }>;
+  readonly watermarks: ReadonlyArray<{ topic: string; partition: number; wm: number | null }>;
 }
 
 export interface DriverReply {

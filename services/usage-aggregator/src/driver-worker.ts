@@ -2,7 +2,7 @@ import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { createSchemaRegistry, errorMessage, TopicSerde } from '@gpu-meter/kit';
 import { viewValues } from './batch-transfer.js';
 import { decodeSample, decodeSampleKnownAt } from './decode.js';
-import { AggregatorDriver, type Decoded } from './driver.js';
+import { AggregatorDriver, taskOf, type Decoded } from './driver.js';
 import type {
   DriverReply,
   DriverRequest,
@@ -51,15 +51,15 @@ export class DriverHost {
     const { driver } = this;
     switch (request.op) {
       case 'assign':
-        driver.assign(request.partition, request.committed, request.nowMs);
-        return { gauges: this.gauges(request.partition) };
+        driver.assign(request.task, request.inputs, request.nowMs);
+        return { gauges: this.gauges(request.task) };
       case 'revoke':
-        driver.revoke(request.partition);
+        driver.revoke(request.task);
         return {};
       case 'tick': {
-        for (const { topic, end } of request.ends) driver.observeEnd(topic, request.partition, end);
-        const step = driver.tick(request.partition, request.nowMs);
-        return { step, gauges: this.gauges(request.partition) };
+        for (const { topic, partition, end } of request.ends) driver.observeEnd(topic, partition, end);
+        const step = driver.tick(request.task, request.nowMs);
+        return { step, gauges: this.gauges(request.task) };
       }
       case 'process': {
         const { partition, topic, offsets, timestamps } = request;
@@ -81,8 +81,9 @@ export class DriverHost {
           decodedFirst.get(i) ??
           decodeSampleKnownAt(kind, serde, bytes, starts[i]!, starts[i]! + lengths[i]!);
         driver.observeEnd(topic, partition, request.highWatermark);
+        const task = taskOf(partition, driver.settings.tasks);
         const step = driver.processEach(
-          partition,
+          task,
           lengths.length,
           (i) => ({
             topic,
@@ -94,13 +95,13 @@ export class DriverHost {
           request.nowMs,
         );
         driver.markConsumed(topic, partition, request.nextOffset);
-        return { step, gauges: this.gauges(partition) };
+        return { step, gauges: this.gauges(task) };
       }
     }
   }
 
-  private gauges(partition: number): TaskGauges | undefined {
-    const task = this.driver.task(partition);
+  private gauges(taskId: number): TaskGauges | undefined {
+    const task = this.driver.task(taskId);
     if (!task) return undefined;
     return {
       openWindows: task.openWindows,
@@ -108,8 +109,12 @@ export class DriverHost {
       dedupeIds: task.dedupeSize,
       lag: task.inputs
         .filter((input) => input.end !== null && input.position !== null)
-        .map((input) => ({ topic: input.topic, lag: Math.max(0, input.end! - input.position!) })),
-      watermarks: task.inputs.map((input) => ({ topic: input.topic, wm: input.wm })),
+        .map((input) => ({
+          topic: input.topic,
+          partition: input.partition,
+          lag: Math.max(0, input.end! - input.position!),
+        })),
+      watermarks: task.inputs.map(({ topic, partition, wm }) => ({ topic, partition, wm })),
     };
   }
 }

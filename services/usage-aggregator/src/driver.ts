@@ -58,6 +58,18 @@ export interface Committed {
   readonly metadata: string | null;
 }
 
+/** One input partition of a task and what its group committed for it. */
+export interface TaskInput {
+  readonly topic: string;
+  readonly partition: number;
+  readonly committed: Committed;
+}
+
+/** The task that owns partition `partition` of either raw topic (see TaskSettings.tasks). */
+export function taskOf(partition: number, tasks: number): number {
+  return partition % tasks;
+}
+
 export class AggregatorDriver {
   private readonly tasks = new Map<number, Task>();
 
@@ -67,74 +79,77 @@ export class AggregatorDriver {
     return [this.settings.podAllocationsTopic, this.settings.bandwidthSamplesTopic];
   }
 
-  /** Takes task p from its committed state: offsets + metadata of [pod allocations, bandwidth] partition p. */
-  assign(partition: number, committed: readonly [Committed, Committed], nowMs: number): void {
-    const task = new Task(
-      this.settings,
-      this.topics.map((topic) => ({ topic, partition })),
-      nowMs,
-    );
-    task.restore(committed);
-    this.tasks.set(partition, task);
+  /**
+   * Takes task p from its committed state: every partition it owns of both raw topics (q ≡ p mod tasks), each
+   * with its committed offset + metadata.
+   */
+  assign(task: number, inputs: readonly TaskInput[], nowMs: number): void {
+    for (const input of inputs) {
+      if (!this.topics.includes(input.topic) || taskOf(input.partition, this.settings.tasks) !== task)
+        throw new Error(`${input.topic}:${input.partition} is not an input of task ${task}`);
+    }
+    const state = new Task(this.settings, task, inputs, nowMs);
+    state.restore(inputs.map((input) => input.committed));
+    this.tasks.set(task, state);
   }
 
-  revoke(partition: number): void {
-    this.tasks.delete(partition);
+  revoke(task: number): void {
+    this.tasks.delete(task);
   }
 
-  has(partition: number): boolean {
-    return this.tasks.has(partition);
+  has(task: number): boolean {
+    return this.tasks.has(task);
   }
 
-  task(partition: number): Task | undefined {
-    return this.tasks.get(partition);
+  task(task: number): Task | undefined {
+    return this.tasks.get(task);
   }
 
   assigned(): number[] {
     return [...this.tasks.keys()].sort((a, b) => a - b);
   }
 
-  /** Feeds records of task p (any mix of its two inputs, each in offset order), then closes what it can. */
-  process(partition: number, records: readonly DriverRecord[], nowMs: number): Step {
-    return this.processEach(partition, records.length, (i) => records[i]!, nowMs);
+  /** Feeds records of task p (any mix of its inputs, each in offset order), then closes what it can. */
+  process(task: number, records: readonly DriverRecord[], nowMs: number): Step {
+    return this.processEach(task, records.length, (i) => records[i]!, nowMs);
   }
 
   /**
    * `process` for records made one at a time as the task takes them: the worker decodes each record just
    * before, so a batch's decoded records die young instead of all living until the batch ends.
    */
-  processEach(
-    partition: number,
-    count: number,
-    recordAt: (index: number) => DriverRecord,
-    nowMs: number,
-  ): Step {
-    const task = this.require(partition);
+  processEach(taskId: number, count: number, recordAt: (index: number) => DriverRecord, nowMs: number): Step {
+    const task = this.require(taskId);
     task.contact(nowMs);
     const out = emptyOutput();
     for (let i = 0; i < count; i++) {
       const record = recordAt(i);
-      task.process(this.inputIndex(record.topic), this.toTaskRecord(record), nowMs, out);
+      task.process(task.inputIndex(record.topic, record.partition), this.toTaskRecord(record), nowMs, out);
     }
     task.closeWindows(nowMs, out);
     return this.step(task, out);
   }
 
   /** Time passes without records (idle advance); the shell got the inputs' end offsets just before. */
-  tick(partition: number, nowMs: number): Step {
-    const task = this.require(partition);
+  tick(taskId: number, nowMs: number): Step {
+    const task = this.require(taskId);
     task.contact(nowMs);
     const out = emptyOutput();
     task.closeWindows(nowMs, out);
     return this.step(task, out);
   }
 
+  /** The log end of an input partition (ignored for partitions no assigned task owns, e.g. just added). */
   observeEnd(topic: string, partition: number, end: number): void {
-    this.tasks.get(partition)?.observeEnd(this.inputIndex(topic), end);
+    const task = this.tasks.get(taskOf(partition, this.settings.tasks));
+    const index = task?.findInput(topic, partition);
+    if (index !== undefined) task!.observeEnd(index, end);
   }
 
   markConsumed(topic: string, partition: number, next: number): void {
-    this.tasks.get(partition)?.markConsumed(this.inputIndex(topic), next);
+    const task = this.tasks.get(taskOf(partition, this.settings.tasks));
+    const index = task?.findInput(topic, partition);
+    if (index !== undefined) task!.markConsumed(index, next);
   }
 
   /** Decoded record → what the task takes: a valid sample, or the reason it is dead-lettered. */
@@ -176,15 +191,9 @@ export class AggregatorDriver {
     };
   }
 
-  private inputIndex(topic: string): number {
-    const index = this.topics.indexOf(topic);
-    if (index < 0) throw new Error(`topic ${topic} is not an input of this aggregator`);
-    return index;
-  }
-
-  private require(partition: number): Task {
-    const task = this.tasks.get(partition);
-    if (!task) throw new Error(`task ${partition} is not assigned`);
+  private require(taskId: number): Task {
+    const task = this.tasks.get(taskId);
+    if (!task) throw new Error(`task ${taskId} is not assigned`);
     return task;
   }
 }

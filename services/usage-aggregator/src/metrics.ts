@@ -11,6 +11,12 @@ export function createAggregatorMetrics(registry: Registry) {
       labelNames: ['topic', 'partition'],
       registers,
     }),
+    partitions: new Gauge({
+      name: 'gpumeter_aggregator_raw_topic_partitions',
+      help: 'Partitions of each raw topic, as last seen (a change is logged; one that is not a multiple of TASKS stops the aggregator)',
+      labelNames: ['topic'],
+      registers,
+    }),
     watermarkLag: new Gauge({
       name: 'gpumeter_aggregator_watermark_minus_wall_clock_seconds',
       help: "Each input partition's watermark (latest observation time) minus the wall clock: about -interval when healthy, falling when an input stalls, positive if a clock runs ahead",

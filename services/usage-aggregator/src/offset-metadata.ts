@@ -9,12 +9,14 @@ export interface OffsetMetadata {
   readonly closed: number | null;
   /** Offset after the last record processed when this was committed. */
   readonly through: number;
+  /** The deployment's task count (TASKS) when this was committed; absent in metadata of older releases. */
+  readonly tasks?: number;
 }
 
 const VERSION = 1;
 
 export function encodeOffsetMetadata(m: OffsetMetadata): string {
-  return JSON.stringify({ v: VERSION, wm: m.wm, closed: m.closed, through: m.through });
+  return JSON.stringify({ v: VERSION, wm: m.wm, closed: m.closed, through: m.through, tasks: m.tasks });
 }
 
 /** Undefined for absent or foreign metadata: the caller then starts that input without replay knowledge. */
@@ -27,13 +29,15 @@ export function decodeOffsetMetadata(text: string | null | undefined): OffsetMet
       raw.v !== VERSION ||
       !nullableInt(raw.wm) ||
       !nullableInt(raw.closed) ||
-      !Number.isSafeInteger(raw.through)
+      !Number.isSafeInteger(raw.through) ||
+      (raw.tasks !== undefined && !Number.isSafeInteger(raw.tasks))
     )
       return undefined;
     return {
       wm: raw.wm as number | null,
       closed: raw.closed as number | null,
       through: raw.through as number,
+      ...(raw.tasks === undefined ? {} : { tasks: raw.tasks as number }),
     };
   } catch {
     return undefined;

@@ -1,4 +1,5 @@
 import {
+  ConfigError,
   ErrorCodes,
   errorMessage,
   retryConcurrentTransactions,
@@ -8,10 +9,10 @@ import {
   type UsageEvent,
 } from '@gpu-meter/kit';
 import type { Admin, Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
-import { coPartitionedAssigner } from './assigner.js';
+import { taskAssigner } from './assigner.js';
 import type { AggregatorConfig } from './config.js';
 import { packValues } from './batch-transfer.js';
-import type { Committed, Step } from './driver.js';
+import { taskOf, type Committed, type Step, type TaskInput } from './driver.js';
 import type { DriverReply, TaskGauges } from './driver-protocol.js';
 import type { AggregatorMetrics } from './metrics.js';
 import { Outbox } from './outbox.js';
@@ -51,7 +52,7 @@ export class AggregatorService {
   private readonly topics: [string, string];
   private readonly lanes = new Map<number, Lane>();
   /**
-   * Tasks the worker holds, by partition, with the generation of their last restore: an answer that
+   * Tasks the worker holds, by task number, with the generation of their last restore: an answer that
    * arrives after its task was dropped or restored again belongs to a dead generation and is ignored.
    */
   private readonly tasks = new Map<number, number>();
@@ -59,8 +60,12 @@ export class AggregatorService {
   private readonly gauges = new Map<number, TaskGauges>();
   /** Batches in the worker, answered or not; see MAX_BATCHES_IN_WORKER. */
   private readonly inWorker = new Set<Promise<void>>();
-  /** Partitions of the current assignment (a task whose commit failed is owned but not in `tasks`). */
+  /** Tasks of the current assignment (a task whose commit failed is owned but not in `tasks`). */
   private owned: number[] = [];
+  /** Partitions of each raw topic in the current assignment. */
+  private assignment = new Map<string, number[]>();
+  /** Partition counts of the raw topics when last looked at (ticks), to say once when they change. */
+  private partitionCounts = new Map<string, number>();
   private consumer: Consumer | undefined;
   private ticker: NodeJS.Timeout | undefined;
   private queue: Promise<unknown> = Promise.resolve();
@@ -93,7 +98,9 @@ export class AggregatorService {
     const consumer = this.kafka.consumer({
       groupId: config.consumerGroupId,
       readUncommitted: false,
-      partitionAssigners: [coPartitionedAssigner],
+      partitionAssigners: [taskAssigner(config.tasks)],
+      // Partitions added to a raw topic reach the assignment at the next metadata refresh (a rebalance).
+      metadataMaxAge: 30_000,
       sessionTimeout: config.sessionTimeoutMs,
       heartbeatInterval: Math.min(3000, Math.floor(config.sessionTimeoutMs / 3)),
       maxBytesPerPartition: config.maxBytesPerPartition,
@@ -102,10 +109,16 @@ export class AggregatorService {
     });
     this.consumer = consumer;
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-      const assigned = [...(payload.memberAssignment[config.podAllocationsTopic] ?? [])].sort(
+      const assignment = new Map(
+        this.topics.map((topic) => [
+          topic,
+          [...(payload.memberAssignment[topic] ?? [])].sort((a, b) => a - b),
+        ]),
+      );
+      const assigned = [...new Set([...assignment.values()].flat().map((q) => taskOf(q, config.tasks)))].sort(
         (a, b) => a - b,
       );
-      void this.exclusive(() => this.reassign(assigned)).then(
+      void this.exclusive(() => this.reassign(assigned, assignment)).then(
         () => {
           if (!this.ready) this.logger.info({ tasks: assigned }, 'aggregator ready');
           this.ready = true;
@@ -152,7 +165,7 @@ export class AggregatorService {
   }
 
   /** After every rebalance: forget all task state and rebuild owned tasks from their committed offsets. */
-  private async reassign(partitions: number[]): Promise<void> {
+  private async reassign(partitions: number[], assignment: Map<string, number[]>): Promise<void> {
     // What was decided but not committed is redone by whoever owns the task now; a transaction already in
     // flight must end before anyone (this instance included) reads the committed offsets.
     const dropped = [...this.tasks.keys()];
@@ -160,7 +173,8 @@ export class AggregatorService {
     for (const lane of this.lanes.values()) lane.outbox = new Outbox();
     await Promise.all([...this.lanes.values()].map((lane) => lane.committing));
     this.owned = partitions;
-    for (const p of dropped) await this.driver.call({ op: 'revoke', partition: p });
+    this.assignment = assignment;
+    for (const p of dropped) await this.driver.call({ op: 'revoke', task: p });
     this.gauges.clear();
     for (const [p, lane] of this.lanes) {
       if (!partitions.includes(p)) {
@@ -195,24 +209,36 @@ export class AggregatorService {
     await (await lane.producer.transaction()).abort();
     const topics = this.topics;
     const fetched = await this.admin.fetchOffsets({ groupId: config.consumerGroupId, topics: [...topics] });
-    const committed = topics.map((topic): Committed => {
-      const entry = fetched.find((t) => t.topic === topic)?.partitions.find((q) => q.partition === p);
-      const offset = entry && Number(entry.offset) >= 0 ? Number(entry.offset) : null;
-      return { offset, metadata: entry?.metadata ?? null };
-    }) as [Committed, Committed];
+    // Every partition of either raw topic that this task owns (q ≡ p mod TASKS) in the assignment.
+    const inputs: TaskInput[] = topics.flatMap((topic) =>
+      (this.assignment.get(topic) ?? [])
+        .filter((q) => taskOf(q, config.tasks) === p)
+        .map((partition) => {
+          const entry = fetched
+            .find((t) => t.topic === topic)
+            ?.partitions.find((q) => q.partition === partition);
+          const offset = entry && Number(entry.offset) >= 0 ? Number(entry.offset) : null;
+          const committed: Committed = { offset, metadata: entry?.metadata ?? null };
+          return { topic, partition, committed };
+        }),
+    );
     const seekTo: number[] = [];
-    for (const [index, topic] of topics.entries()) {
-      let offset = committed[index]!.offset;
+    for (const { topic, partition, committed } of inputs) {
+      let offset = committed.offset;
       if (offset === null) {
         const ends = await this.admin.fetchTopicOffsets(topic);
-        offset = Number(ends.find((e) => e.partition === p)?.low ?? 0);
+        offset = Number(ends.find((e) => e.partition === partition)?.low ?? 0);
       }
       seekTo.push(offset);
     }
     const assigned = await this.driver
-      .call({ op: 'assign', partition: p, committed, nowMs: Date.now() })
+      .call({ op: 'assign', task: p, inputs, nowMs: Date.now() })
       .catch((error: Error) => {
-        if (error.message.includes(ErrorCodes.OFFSET_METADATA_INVALID.code)) {
+        if (
+          error.message.includes(ErrorCodes.OFFSET_METADATA_INVALID.code) ||
+          error.message.includes(ErrorCodes.CONFIG_INVALID.code) ||
+          error.message.startsWith('Invalid configuration')
+        ) {
           this.ready = false;
           this.onFatal(error);
         }
@@ -223,15 +249,18 @@ export class AggregatorService {
     if (assigned.gauges) this.gauges.set(p, assigned.gauges);
     lane.outbox = new Outbox();
     lane.latestCommits = '';
-    topics.forEach((topic, index) =>
-      this.consumer!.seek({ topic, partition: p, offset: String(seekTo[index]) }),
+    inputs.forEach(({ topic, partition }, index) =>
+      this.consumer!.seek({ topic, partition, offset: String(seekTo[index]) }),
     );
-    this.logger.info({ task: p, committed }, 'task restored from committed offsets');
+    this.logger.info(
+      { task: p, committed: inputs.map((i) => ({ topic: i.topic, partition: i.partition, ...i.committed })) },
+      'task restored from committed offsets',
+    );
   }
 
   private async onBatch({ batch, isStale, resolveOffset, heartbeat }: EachBatchPayload): Promise<void> {
     if (this.stopped) return;
-    const p = batch.partition;
+    const p = taskOf(batch.partition, this.config.tasks);
     if (!this.tasks.has(p)) await this.initTask(p);
     if (isStale()) return; // a seek (restore) happened after this batch was fetched
     const generation = this.tasks.get(p);
@@ -242,7 +271,7 @@ export class AggregatorService {
     const answered = this.driver.call(
       {
         op: 'process',
-        partition: p,
+        partition: batch.partition,
         topic: batch.topic,
         values,
         offsets,
@@ -281,15 +310,16 @@ export class AggregatorService {
     if (this.tasks.size === 0) return;
     const ends: Array<{ topic: string; partition: number; end: number }> = [];
     for (const topic of this.topics) {
-      for (const end of await this.admin.fetchTopicOffsets(topic))
-        ends.push({ topic, partition: end.partition, end: Number(end.high) });
+      const offsets = await this.admin.fetchTopicOffsets(topic);
+      this.watchPartitions(topic, offsets.length);
+      for (const end of offsets) ends.push({ topic, partition: end.partition, end: Number(end.high) });
     }
     for (const [p, generation] of [...this.tasks]) {
       const reply = await this.driver.call({
         op: 'tick',
-        partition: p,
+        task: p,
         nowMs: Date.now(),
-        ends: ends.filter((e) => e.partition === p),
+        ends: ends.filter((e) => taskOf(e.partition, this.config.tasks) === p),
       });
       if (this.tasks.get(p) !== generation) continue;
       const step = reply.step!;
@@ -410,7 +440,7 @@ export class AggregatorService {
     this.logger.warn({ task: p, err: error, message: errorMessage(error) }, 'task failed; restoring it');
     this.tasks.delete(p);
     this.gauges.delete(p);
-    void this.driver.call({ op: 'revoke', partition: p }).catch(() => undefined);
+    void this.driver.call({ op: 'revoke', task: p }).catch(() => undefined);
     const lane = this.lanes.get(p);
     if (lane) {
       this.lanes.delete(p);
@@ -427,6 +457,35 @@ export class AggregatorService {
     );
   }
 
+  /**
+   * A raw topic's partition count seen at a tick. Grown to another multiple of TASKS: its new partitions
+   * join their tasks at the next rebalance (kafkajs notices at its metadata refresh), and a pod's samples
+   * stay in its task throughout. Anything else would move pods and GPUs between tasks, where copies of one
+   * sample would be counted twice: stop, naming the fix.
+   */
+  private watchPartitions(topic: string, count: number): void {
+    const known = this.partitionCounts.get(topic);
+    this.partitionCounts.set(topic, count);
+    this.metrics.partitions.set({ topic }, count);
+    if (known === count) return;
+    if (count % this.config.tasks !== 0) {
+      this.ready = false;
+      this.onFatal(
+        new ConfigError(
+          'TASKS',
+          `is ${this.config.tasks}, but ${topic} now has ${count} partitions (was ${known}): expand both raw ` +
+            `topics to a multiple of ${this.config.tasks} (nothing was consumed from the new partitions)`,
+        ),
+      );
+      return;
+    }
+    if (known !== undefined)
+      this.logger.warn(
+        { topic, partitions: count, was: known },
+        'raw topic expanded; its new partitions join their tasks at the next rebalance',
+      );
+  }
+
   private observe(p: number, reply: DriverReply): void {
     const m = this.metrics;
     if (reply.step) {
@@ -435,10 +494,11 @@ export class AggregatorService {
     }
     if (!reply.gauges) return;
     this.gauges.set(p, reply.gauges);
-    for (const { topic, lag } of reply.gauges.lag) m.consumerLag.set({ topic, partition: String(p) }, lag);
+    for (const { topic, partition, lag } of reply.gauges.lag)
+      m.consumerLag.set({ topic, partition: String(partition) }, lag);
     const now = Date.now();
-    for (const { topic, wm } of reply.gauges.watermarks)
-      if (wm !== null) m.watermarkLag.set({ topic, partition: String(p) }, (wm - now) / 1000);
+    for (const { topic, partition, wm } of reply.gauges.watermarks)
+      if (wm !== null) m.watermarkLag.set({ topic, partition: String(partition) }, (wm - now) / 1000);
     let windows = 0;
     let groups = 0;
     let ids = 0;

@@ -2,7 +2,7 @@ import { ConfigError, defaultTopicSpecs, ensureTopics, partitionCounts, type Log
 import type { Admin } from 'kafkajs';
 import type { AggregatorConfig } from './config.js';
 
-/** Creates missing topics (when allowed) and refuses to run on raw topics that are not co-partitioned. */
+/** Creates missing topics (when allowed) and refuses raw topics whose partitions do not fit TASKS. */
 export async function prepareTopics(admin: Admin, config: AggregatorConfig, logger: Logger): Promise<number> {
   if (config.autoCreateTopics) {
     const created = await ensureTopics(
@@ -22,22 +22,28 @@ export async function prepareTopics(admin: Admin, config: AggregatorConfig, logg
     if (created.length > 0) logger.info({ created }, 'created topics');
   }
   const counts = await partitionCounts(admin, [config.podAllocationsTopic, config.bandwidthSamplesTopic]);
-  return checkCoPartitioned(config, counts);
+  return checkPartitions(config, counts);
 }
 
-export function checkCoPartitioned(config: AggregatorConfig, counts: Map<string, number>): number {
-  const pods = counts.get(config.podAllocationsTopic);
-  const bandwidth = counts.get(config.bandwidthSamplesTopic);
-  if (pods === undefined)
-    throw new ConfigError('POD_ALLOCATIONS_TOPIC', `topic ${config.podAllocationsTopic} does not exist`);
-  if (bandwidth === undefined)
-    throw new ConfigError('BANDWIDTH_SAMPLES_TOPIC', `topic ${config.bandwidthSamplesTopic} does not exist`);
-  if (pods !== bandwidth) {
-    throw new ConfigError(
-      'BANDWIDTH_SAMPLES_TOPIC',
-      `${config.bandwidthSamplesTopic} has ${bandwidth} partitions but ${config.podAllocationsTopic} has ${pods}; ` +
-        'both raw topics must have the same partition count (one subject must land in the same task)',
-    );
+/**
+ * Each raw topic must exist and have a multiple of TASKS partitions: task p owns partitions q ≡ p (mod
+ * TASKS), so a pod's or GPU's samples, keyed by it, stay in one task whatever multiple a producer's metadata
+ * says. Returns the task count.
+ */
+export function checkPartitions(config: AggregatorConfig, counts: Map<string, number>): number {
+  const topics = [
+    ['POD_ALLOCATIONS_TOPIC', config.podAllocationsTopic],
+    ['BANDWIDTH_SAMPLES_TOPIC', config.bandwidthSamplesTopic],
+  ] as const;
+  for (const [variable, topic] of topics) {
+    const count = counts.get(topic);
+    if (count === undefined) throw new ConfigError(variable, `topic ${topic} does not exist`);
+    if (count % config.tasks !== 0)
+      throw new ConfigError(
+        'TASKS',
+        `is ${config.tasks}, but ${topic} has ${count} partitions: each raw topic needs a multiple of TASKS ` +
+          '(set TASKS to a divisor of both counts, for good: it must not change once the group committed)',
+      );
   }
-  return pods;
+  return config.tasks;
 }

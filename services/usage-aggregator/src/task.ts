@@ -1,4 +1,4 @@
-import { GpuMeterError, type UsageEvent } from '@gpu-meter/kit';
+import { ConfigError, GpuMeterError, type UsageEvent } from '@gpu-meter/kit';
 import { DedupeIndex, type Pin } from './dedupe-index.js';
 import { correctionEvent, GroupAccumulator, groupKey, sameGroup, usageEventId } from './groups.js';
 import { decodeOffsetMetadata, encodeOffsetMetadata } from './offset-metadata.js';
@@ -10,6 +10,11 @@ import { windowsFor, windowStartOf, type WindowPart } from './windows.js';
  * time comes in as arguments, outputs come back as values. See DESIGN.md for why each rule is there.
  */
 export interface TaskSettings {
+  /**
+   * How many tasks the deployment has (TASKS): task p owns partitions q ≡ p (mod tasks) of both raw topics,
+   * so a pod's or GPU's samples stay in one task when the topics grow to a multiple of it.
+   */
+  readonly tasks: number;
   readonly windowMs: number;
   readonly graceMs: number;
   readonly idleAdvanceMs: number;
@@ -81,15 +86,20 @@ export type TaskRecord =
 export class Task {
   readonly inputs: InputState[];
   private readonly windows = new Map<number, OpenWindow>();
-  /** Per input, the sample ids counted, by the window of their observation time; see `live`. */
-  private readonly dedupe: DedupeIndex[];
+  /** Per raw topic, the sample ids counted, by the window of their observation time; see `live`. */
+  private readonly dedupe = new Map<string, DedupeIndex>();
+  /** Each input's topic's dedupe index, by input index. */
+  private readonly dedupeOf: DedupeIndex[];
   /** End of the last closed window (every window ending at or before it is closed). */
   closed: number | null = null;
   /** Wall clock of the latest contact with Kafka (or of the restore). */
   private lastContactMs: number;
+  private lastInput = 0;
 
   constructor(
     private readonly settings: TaskSettings,
+    /** The task number: part of every event id it emits. */
+    readonly id: number,
     inputs: ReadonlyArray<{ topic: string; partition: number }>,
     nowMs: number,
   ) {
@@ -102,7 +112,11 @@ export class Task {
       end: null,
       lastRecordMs: nowMs,
     }));
-    this.dedupe = this.inputs.map(() => new DedupeIndex());
+    this.dedupeOf = this.inputs.map((input) => {
+      let index = this.dedupe.get(input.topic);
+      if (index === undefined) this.dedupe.set(input.topic, (index = new DedupeIndex()));
+      return index;
+    });
   }
 
   /**
@@ -122,11 +136,34 @@ export class Task {
             `without gpu-meter metadata (${JSON.stringify(c.metadata)}); refusing to guess which windows ` +
             'were emitted. See the aggregator DESIGN.md, "Restore refuses to guess", for recovery.',
         );
+      if (meta?.tasks !== undefined && meta.tasks !== this.settings.tasks)
+        throw new ConfigError(
+          'TASKS',
+          `is ${this.settings.tasks}, but ${input.topic}:${input.partition} was committed with ${meta.tasks} ` +
+            'tasks; changing it would move pods and GPUs to other tasks mid-window (set it back)',
+        );
       input.position = c.offset;
       input.wm = meta?.wm ?? null;
       input.through = meta ? Math.max(meta.through, c.offset ?? 0) : null;
       if (meta?.closed != null) this.closed = Math.max(this.closed ?? meta.closed, meta.closed);
     });
+  }
+
+  /** The index of input (topic, partition), or undefined when the task does not own it. */
+  findInput(topic: string, partition: number): number | undefined {
+    const index = this.inputs.findIndex((i) => i.partition === partition && i.topic === topic);
+    return index < 0 ? undefined : index;
+  }
+
+  /** `findInput` for a record the shell routed here: an input it does not own is a bug, not data. */
+  inputIndex(topic: string, partition: number): number {
+    // The last hit first: a batch's records all come from one input.
+    const last = this.inputs[this.lastInput];
+    if (last !== undefined && last.partition === partition && last.topic === topic) return this.lastInput;
+    const index = this.findInput(topic, partition);
+    if (index === undefined) throw new Error(`${topic}:${partition} is not an input of task ${this.id}`);
+    this.lastInput = index;
+    return index;
   }
 
   get openWindows(): number {
@@ -140,12 +177,16 @@ export class Task {
   }
 
   get dedupeSize(): number {
-    return this.dedupe.reduce((n, index) => n + index.size, 0);
+    let n = 0;
+    for (const index of this.dedupe.values()) n += index.size;
+    return n;
   }
 
   /** Memory of the dedupe tables (fingerprints), for the benchmark and the gauge. */
   get dedupeBytes(): number {
-    return this.dedupe.reduce((n, index) => n + index.bytes, 0);
+    let n = 0;
+    for (const index of this.dedupe.values()) n += index.bytes;
+    return n;
   }
 
   /** Processes one record of input `inputIndex` (records of one input must come in offset order). */
@@ -177,12 +218,13 @@ export class Task {
     const bucketEnd = windowStartOf(sample.observedAtMs - 1, windowMs) + windowMs;
     const pin: Pin = { offset: record.offset, wmBefore };
     if (this.live(bucketEnd, wmBefore)) {
-      const ids = this.dedupe[inputIndex]!;
-      const bucket = ids.bucket(bucketEnd) ?? ids.open(bucketEnd, pin);
+      const ids = this.dedupeOf[inputIndex]!;
+      const bucket = ids.bucket(bucketEnd) ?? ids.open(bucketEnd);
       if (!bucket.ids.add(sample.id)) {
         out.dedupeHits += 1;
         return;
       }
+      bucket.pins[inputIndex] ??= pin;
     }
     const parts = windowsFor(sample.spanStartMs, sample.spanEndMs, windowMs);
     const closed = this.closed;
@@ -209,7 +251,7 @@ export class Task {
     if (latePart !== undefined && !replay) {
       if (this.settings.latePolicy === 'correction') {
         for (const p of latePart)
-          out.events.push(correctionEvent(sample, p.start, p.end, input.partition, p.overlapMs));
+          out.events.push(correctionEvent(sample, p.start, p.end, this.id, p.overlapMs));
       } else {
         // Deterministic text: the watermark rule depends only on this input's order, the closed rule on
         // timing, so name the watermark when it decided.
@@ -306,18 +348,19 @@ export class Task {
       // Sorted by the JSON group key (as always), computed once per group here rather than per record.
       const groups = [...window.groups.values()].flat().map((g) => [groupKey(g.dims), g] as const);
       groups.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-      const task = this.inputs[0]!.partition;
       for (const [, group] of groups) {
-        const id = usageEventId(group.dims, window.start, window.end, task);
+        const id = usageEventId(group.dims, window.start, window.end, this.id);
         out.events.push(group.toEvent(window.start, window.end, id));
       }
       this.windows.delete(window.start);
     }
     this.closed = closable;
-    this.dedupe.forEach((ids, index) => {
-      const wm = this.inputs[index]!.wm;
+    // A bucket goes once every input of its topic is past it (a partition behind may still deliver a copy).
+    for (const [topic, ids] of this.dedupe) {
+      const wms = this.inputs.filter((i) => i.topic === topic).map((i) => i.wm);
+      const wm = wms.includes(null) ? null : Math.min(...(wms as number[]));
       ids.sweep((end) => !this.live(end, wm));
-    });
+    }
   }
 
   /**
@@ -333,16 +376,15 @@ export class Task {
         const p = w.pins[index];
         if (p && (!pin || p.offset < pin.offset)) pin = p;
       }
-      // Live dedupe buckets pin too: a restart must know every id that can still decide a record. Buckets
-      // are in offset order of their first id and liveness only ends, so the first live one is the smallest.
-      const idsPin = this.dedupe[index]!.firstLivePin((end) => !this.live(end, input.wm));
+      // Live dedupe buckets pin too: a restart must know every id that can still decide a record.
+      const idsPin = this.dedupeOf[index]!.smallestLivePin(index, (end) => !this.live(end, input.wm));
       if (idsPin && (!pin || idsPin.offset < pin.offset)) pin = idsPin;
       const offset = pin ? pin.offset : input.position;
       const wm = pin ? pin.wmBefore : input.wm;
       // A replay that has not yet reached the earlier owner's `through` must keep it, or a second crash
       // would forget which records already produced their late records and dead letters.
       const through = Math.max(input.position, input.through ?? input.position);
-      const metadata = encodeOffsetMetadata({ wm, closed: this.closed, through });
+      const metadata = encodeOffsetMetadata({ wm, closed: this.closed, through, tasks: this.settings.tasks });
       entries.push({ topic: input.topic, partition: input.partition, offset, metadata });
     });
     return entries;

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { driverSettings, loadConfig } from '../src/config.js';
 import { AggregatorDriver, type DriverRecord, type DriverSettings } from '../src/driver.js';
 import { encodeOffsetMetadata } from '../src/offset-metadata.js';
-import { baseSettings, BW, bw, pod, POD } from './harness.js';
+import { baseSettings, BW, bw, pod, POD, pair } from './harness.js';
 
 /**
  * Issue 12's everyday operations, driven through the pure driver: each test names the case it pins. The
@@ -39,7 +39,7 @@ describe('case 1: a collector restart longer than grace is billed (defaults)', (
     const settings = driverSettings(loadConfig(minimal));
     const interval = settings.samplingIntervalMs;
     const d = new AggregatorDriver({ ...settings, podAllocationsTopic: POD, bandwidthSamplesTopic: BW });
-    d.assign(0, [nothing, nothing], 0);
+    d.assign(0, pair(0, nothing, nothing), 0);
     const events = [];
     let podOffset = 0;
     let bwOffset = 0;
@@ -76,7 +76,7 @@ describe('case 3: time that cannot be poisoned', () => {
 
   it('dead-letters a sample dated a day ahead of the broker clock, and it does not move stream time', () => {
     const d = new AggregatorDriver(settings);
-    d.assign(0, [nothing, nothing], -settings.idleAdvanceMs);
+    d.assign(0, pair(0, nothing, nothing), -settings.idleAdvanceMs);
     d.observeEnd(BW, 0, 0);
     const day = 86_400_000;
     const first = d.process(
@@ -97,14 +97,14 @@ describe('case 3: time that cannot be poisoned', () => {
 
   it('accepts a sample up to the tolerance ahead of the broker clock', () => {
     const d = new AggregatorDriver(settings);
-    d.assign(0, [nothing, nothing], -settings.idleAdvanceMs);
+    d.assign(0, pair(0, nothing, nothing), -settings.idleAdvanceMs);
     const step = d.process(0, [podRec(0, 'a', 1250, 250, 250)], 0);
     expect(step.deadLetters).toEqual([]);
   });
 
   it('dead-letters a sample whose span does not lie in the interval before its observation time', () => {
     const d = new AggregatorDriver(settings);
-    d.assign(0, [nothing, nothing], -settings.idleAdvanceMs);
+    d.assign(0, pair(0, nothing, nothing), -settings.idleAdvanceMs);
     const value = (o: { spanStartMs: number; spanEndMs: number }) =>
       pod({ id: `s${o.spanStartMs}-${o.spanEndMs}`, observedAtMs: 2000, ...o });
     const records: DriverRecord[] = [
@@ -137,12 +137,12 @@ describe('case 5: restore refuses to guess', () => {
   it('stops the task on committed offsets without valid metadata instead of re-emitting windows', () => {
     const d = new AggregatorDriver(baseSettings);
     for (const metadata of [null, '', 'reset by kafka-consumer-groups', '{"v":99}']) {
-      expect(() => d.assign(0, [{ offset: 42, metadata }, nothing], 0)).toThrow(
+      expect(() => d.assign(0, pair(0, { offset: 42, metadata }, nothing), 0)).toThrow(
         /GPUM_OFFSET_METADATA_INVALID.*pods:0.*offset 42/,
       );
     }
     const valid = encodeOffsetMetadata({ wm: 1000, closed: 1000, through: 42 });
-    expect(() => d.assign(0, [{ offset: 42, metadata: valid }, nothing], 0)).not.toThrow();
+    expect(() => d.assign(0, pair(0, { offset: 42, metadata: valid }, nothing), 0)).not.toThrow();
   });
 });
 
@@ -153,7 +153,7 @@ describe('case 6: late duplicates are recognised for at least 24 hours (defaults
     const settings = { ...driverSettings(config), podAllocationsTopic: POD, bandwidthSamplesTopic: BW };
     const interval = settings.samplingIntervalMs;
     const d = new AggregatorDriver(settings);
-    d.assign(0, [nothing, nothing], -settings.idleAdvanceMs);
+    d.assign(0, pair(0, nothing, nothing), -settings.idleAdvanceMs);
     d.observeEnd(BW, 0, 0);
     const events = [];
     let offset = 0;
@@ -169,5 +169,61 @@ describe('case 6: late duplicates are recognised for at least 24 hours (defaults
     expect(late.events).toEqual([]);
     // Dedupe memory stays small: a few bytes per grid point, not a map entry per id.
     expect(d.task(0)!.dedupeBytes / d.task(0)!.dedupeSize).toBeLessThan(40);
+  });
+});
+
+describe('case 4: partitions added at run time neither drop nor split usage', () => {
+  it('counts a sample once when its two copies land in partitions q and q + tasks (before/after expansion)', () => {
+    // Three tasks; the raw topics grew from 3 to 6 partitions. One collector replica already routes pod
+    // uid X by the new count (partition 3), the other still by the old one (partition 0).
+    const settings: DriverSettings = { ...baseSettings, tasks: 3, latePolicy: 'correction' };
+    const d = new AggregatorDriver(settings);
+    const inputs = [0, 3].flatMap((partition) => [
+      { topic: POD, partition, committed: nothing },
+      { topic: BW, partition, committed: nothing },
+    ]);
+    d.assign(0, inputs, -settings.idleAdvanceMs);
+    for (const partition of [0, 3]) d.observeEnd(BW, partition, 0);
+    const copy = (partition: number, offset: number, id: string, t: number): DriverRecord => ({
+      ...podRec(offset, id, t, 250),
+      partition,
+    });
+    const events = [
+      ...d.process(0, [copy(0, 0, 'x1', 1250), copy(0, 1, 'x2', 1500)], 0).events,
+      ...d.process(0, [copy(3, 0, 'x2', 1500), copy(3, 1, 'x3', 1750), copy(3, 2, 'x4', 3000)], 0).events,
+      ...d.process(0, [copy(0, 2, 'x3', 1750), copy(0, 3, 'x4', 3000)], 0).events,
+    ];
+    d.observeEnd(POD, 0, 4);
+    d.observeEnd(POD, 3, 3);
+    events.push(...d.tick(0, 1e15).events);
+    expect(gpuSeconds(events)).toBe(1); // x1..x4, 0.25 s each, once
+    // Partition 3 is not task 3's: the driver refuses to mix tasks.
+    expect(() => d.assign(3, [{ topic: POD, partition: 3, committed: nothing }], 0)).toThrow(/not an input/);
+  });
+
+  it('restores a task with a new, uncommitted partition beside its committed ones', () => {
+    const settings: DriverSettings = { ...baseSettings, tasks: 3 };
+    const metadata = encodeOffsetMetadata({ wm: 1000, closed: 1000, through: 5, tasks: 3 });
+    const d = new AggregatorDriver(settings);
+    d.assign(
+      0,
+      [
+        { topic: POD, partition: 0, committed: { offset: 5, metadata } },
+        { topic: POD, partition: 3, committed: nothing },
+      ],
+      0,
+    );
+    expect(d.task(0)!.inputs.map((i) => [i.partition, i.position])).toEqual([
+      [0, 5],
+      [3, null],
+    ]);
+  });
+
+  it('refuses to restore offsets committed under another TASKS, naming it', () => {
+    const metadata = encodeOffsetMetadata({ wm: 1000, closed: 1000, through: 5, tasks: 6 });
+    const d = new AggregatorDriver({ ...baseSettings, tasks: 3 });
+    expect(() => d.assign(0, [{ topic: POD, partition: 0, committed: { offset: 5, metadata } }], 0)).toThrow(
+      /TASKS: is 3, but pods:0 was committed with 6 tasks/,
+    );
   });
 });

@@ -22,7 +22,7 @@ import {
 import { decodeSample } from '../src/decode.js';
 import { AggregatorDriver, type Decoded } from '../src/driver.js';
 import { fromBandwidth, fromPodAllocation, invalidReason, timeInvalidReason } from '../src/samples.js';
-import { baseSettings, BW, POD } from './harness.js';
+import { baseSettings, BW, POD, pair } from './harness.js';
 
 /**
  * Raw samples as the aggregator meets them: bytes → decodeSample → driver (fromX + invalidReason → task). Bytes
@@ -206,14 +206,7 @@ const streams = fc.tuple(
 /** Feeds one batch to a fresh task, then lets time close every window. */
 function drive(records: ReadonlyArray<{ topic: string; decoded: Decoded }>, nowMs: number) {
   const driver = new AggregatorDriver(baseSettings);
-  driver.assign(
-    0,
-    [
-      { offset: null, metadata: null },
-      { offset: null, metadata: null },
-    ],
-    nowMs,
-  );
+  driver.assign(0, pair(0, { offset: null, metadata: null }, { offset: null, metadata: null }), nowMs);
   const offsets = new Map<string, number>();
   const batch = records.map(({ topic, decoded: d }) => {
     const offset = offsets.get(topic) ?? 0;

@@ -5,13 +5,28 @@ import {
   type PodAllocationSample,
   type UsageEvent,
 } from '@gpu-meter/kit';
-import { AggregatorDriver, type Committed, type DriverRecord, type DriverSettings } from '../src/driver.js';
+import {
+  AggregatorDriver,
+  type Committed,
+  type DriverRecord,
+  type DriverSettings,
+  type TaskInput,
+} from '../src/driver.js';
 
 /** Pure simulation of the service around the driver: a log per topic-partition, a consumer, commits, crashes. */
 export const POD = 'pods';
 export const BW = 'bandwidth';
 
+/** Task p's inputs when the topics have no more partitions than tasks: partition p of each. */
+export function pair(p: number, pods: Committed, bandwidth: Committed, topics = [POD, BW]): TaskInput[] {
+  return [
+    { topic: topics[0]!, partition: p, committed: pods },
+    { topic: topics[1]!, partition: p, committed: bandwidth },
+  ];
+}
+
 export const baseSettings: DriverSettings = {
+  tasks: 2,
   windowMs: 1000,
   graceMs: 500,
   idleAdvanceMs: 10_000,
@@ -123,7 +138,7 @@ export function run(
     driver = new AggregatorDriver(settings);
     for (let p = 0; p < partitions; p++) {
       const c = topics.map((t) => committed.get(tp(t, p)) ?? { offset: null, metadata: null });
-      driver.assign(p, [c[0]!, c[1]!], 0);
+      driver.assign(p, pair(p, c[0]!, c[1]!), 0);
       for (const t of topics) {
         cursor.set(tp(t, p), committed.get(tp(t, p))?.offset ?? 0);
         driver.observeEnd(t, p, log.get(tp(t, p))?.length ?? 0);

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { deterministicId, type UsageEvent } from '@gpu-meter/kit';
 import { AggregatorDriver, type Committed, type DriverRecord } from '../src/driver.js';
-import { baseSettings, bw, pod, POD, BW, tp } from './harness.js';
+import { baseSettings, bw, pod, POD, BW, tp, pair } from './harness.js';
 
 /**
  * The kill test's shape in pure form: data is produced chunk by chunk while the task runs, so inputs flip
@@ -62,7 +62,7 @@ function simulate(chunks: number, ops: readonly number[], crashAt: ReadonlySet<n
   const restore = () => {
     driver = new AggregatorDriver(settings);
     const c = [POD, BW].map((t) => committed.get(tp(t, 0)) ?? { offset: null, metadata: null });
-    driver.assign(0, [c[0]!, c[1]!], now);
+    driver.assign(0, pair(0, c[0]!, c[1]!), now);
     for (const t of [POD, BW]) cursor.set(t, committed.get(tp(t, 0))?.offset ?? 0);
   };
   const commit = (s: ReturnType<AggregatorDriver['tick']>) => {

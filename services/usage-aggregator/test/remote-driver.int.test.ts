@@ -4,7 +4,7 @@ import { packValues } from '../src/batch-transfer.js';
 import { AggregatorDriver, type Committed, type DriverRecord } from '../src/driver.js';
 import { decodeSample } from '../src/decode.js';
 import { RemoteDriver } from '../src/remote-driver.js';
-import { baseSettings } from './harness.js';
+import { baseSettings, pair } from './harness.js';
 import { grid, serdes, uniqueTopics } from './int-support.js';
 
 describe('driver worker', () => {
@@ -26,10 +26,8 @@ describe('driver worker', () => {
       { topic: topics.pods, values: podValues },
       { topic: topics.bandwidth, values: bwValues },
     ];
-    const none: [Committed, Committed] = [
-      { offset: null, metadata: null },
-      { offset: null, metadata: null },
-    ];
+    const nothing: Committed = { offset: null, metadata: null };
+    const inputs = pair(0, nothing, nothing, [topics.pods, topics.bandwidth]);
 
     const local = new AggregatorDriver(settings);
     const remote = new RemoteDriver(
@@ -39,8 +37,8 @@ describe('driver worker', () => {
       },
     );
     try {
-      await remote.call({ op: 'assign', partition: 0, committed: none, nowMs: 1 });
-      local.assign(0, none, 1);
+      await remote.call({ op: 'assign', task: 0, inputs, nowMs: 1 });
+      local.assign(0, inputs, 1);
       for (const [b, batch] of batches.entries()) {
         const offsets = batch.values.map((_, i) => i);
         // The broker's append time of each record: now, as for records just written.
@@ -77,23 +75,21 @@ describe('driver worker', () => {
         expect(reply.step).toEqual(expected);
         expect(reply.step!.deadLetters).toHaveLength(b === 0 ? 2 : 0);
       }
-      const ends = batches.map((batch) => ({ topic: batch.topic, end: batch.values.length }));
+      const ends = batches.map((batch) => ({ topic: batch.topic, partition: 0, end: batch.values.length }));
       for (const { topic, end } of ends) local.observeEnd(topic, 0, end);
       const closing = local.tick(0, 1e13);
-      const reply = await remote.call({ op: 'tick', partition: 0, nowMs: 1e13, ends });
+      const reply = await remote.call({ op: 'tick', task: 0, nowMs: 1e13, ends });
       expect(closing.events.length).toBeGreaterThan(0);
       expect(closing.deadLetters).toEqual([]);
       expect(reply.step).toEqual(closing);
       expect(reply.gauges).toMatchObject({ openWindows: 0, openGroups: 0 });
 
       // A batch for a task the worker does not hold is an error answer, not a crash of the worker.
-      await remote.call({ op: 'revoke', partition: 0 });
-      await expect(remote.call({ op: 'tick', partition: 0, nowMs: 1, ends: [] })).rejects.toThrow(
+      await remote.call({ op: 'revoke', task: 0 });
+      await expect(remote.call({ op: 'tick', task: 0, nowMs: 1, ends: [] })).rejects.toThrow(
         /task 0 is not assigned/,
       );
-      await expect(
-        remote.call({ op: 'assign', partition: 0, committed: none, nowMs: 1 }),
-      ).resolves.toBeDefined();
+      await expect(remote.call({ op: 'assign', task: 0, inputs, nowMs: 1 })).resolves.toBeDefined();
     } finally {
       await remote.close();
     }

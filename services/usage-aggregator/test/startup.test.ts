@@ -1,8 +1,8 @@
 import { ConfigError } from '@gpu-meter/kit';
 import { describe, expect, it } from 'vitest';
-import { coPartitionedAssignment } from '../src/assigner.js';
+import { taskAssignment } from '../src/assigner.js';
 import { contactGapMs, loadConfig } from '../src/config.js';
-import { checkCoPartitioned } from '../src/startup.js';
+import { checkPartitions } from '../src/startup.js';
 
 const minimal = { KAFKA_BROKERS: 'k:9092', SCHEMA_REGISTRY_URL: 'http://r:8081' };
 
@@ -35,23 +35,37 @@ describe('config', () => {
   });
 });
 
-describe('co-partitioning', () => {
-  it('refuses raw topics with different partition counts, naming both', () => {
+describe('tasks and partitions', () => {
+  it('needs each raw topic to have a multiple of TASKS partitions (default TOPIC_PARTITIONS), naming TASKS', () => {
     const c = loadConfig(minimal);
+    expect(c.tasks).toBe(6);
     const counts = new Map([
-      [c.podAllocationsTopic, 6],
+      [c.podAllocationsTopic, 12],
       [c.bandwidthSamplesTopic, 3],
     ]);
-    expect(() => checkCoPartitioned(c, counts)).toThrow(
-      /gpu.bandwidth-samples.v1 has 3 partitions but runai.pod-allocations.v1 has 6/,
+    expect(() => checkPartitions(c, counts)).toThrow(
+      /TASKS: is 6, but gpu.bandwidth-samples.v1 has 3 partitions/,
     );
     counts.set(c.bandwidthSamplesTopic, 6);
-    expect(checkCoPartitioned(c, counts)).toBe(6);
+    expect(checkPartitions(c, counts)).toBe(6); // 12 and 6: both multiples
+    expect(() => checkPartitions(c, new Map([[c.podAllocationsTopic, 6]]))).toThrow(
+      /BANDWIDTH_SAMPLES_TOPIC/,
+    );
+    expect(loadConfig({ ...minimal, TASKS: '3', TOPIC_PARTITIONS: '12' }).tasks).toBe(3);
+    expect(() => loadConfig({ ...minimal, TASKS: '0' })).toThrow(/TASKS/);
   });
 
-  it('gives partition p of every topic to one member, spreading partitions evenly', () => {
-    const plan = coPartitionedAssignment(['m2', 'm1'], ['a', 'b'], 5);
+  it('gives all partitions of a task (q mod tasks) of every topic to one member, spreading tasks evenly', () => {
+    const counts = new Map([
+      ['a', 5],
+      ['b', 5],
+    ]);
+    const plan = taskAssignment(['m2', 'm1'], counts, 5);
     expect(plan.get('m1')).toEqual({ a: [0, 2, 4], b: [0, 2, 4] });
     expect(plan.get('m2')).toEqual({ a: [1, 3], b: [1, 3] });
+    // Expanded to twice the tasks: partition 5 + p follows task p to its member.
+    const expanded = taskAssignment(['m2', 'm1'], new Map([...counts].map(([t]) => [t, 10])), 5);
+    expect(expanded.get('m1')).toEqual({ a: [0, 2, 4, 5, 7, 9], b: [0, 2, 4, 5, 7, 9] });
+    expect(expanded.get('m2')).toEqual({ a: [1, 3, 6, 8], b: [1, 3, 6, 8] });
   });
 });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { AggregatorDriver, type DriverRecord } from '../src/driver.js';
 import { usageEventId } from '../src/groups.js';
 import { decodeOffsetMetadata } from '../src/offset-metadata.js';
-import { baseSettings, BW, bw, pod, POD } from './harness.js';
+import { baseSettings, BW, bw, pod, POD, pair } from './harness.js';
 
 const rec = (offset: number, value: ReturnType<typeof pod>): DriverRecord => ({
   topic: POD,
@@ -17,10 +17,7 @@ function fresh(settings = baseSettings) {
   // Assigned long ago: an input without records (bandwidth here) is quiet and does not hold stream time.
   driver.assign(
     0,
-    [
-      { offset: null, metadata: null },
-      { offset: null, metadata: null },
-    ],
+    pair(0, { offset: null, metadata: null }, { offset: null, metadata: null }),
     -settings.idleAdvanceMs,
   );
   return driver;
@@ -100,14 +97,7 @@ describe('task', () => {
 
   it('lets a read-but-recently-active input hold stream time (its known end may be stale)', () => {
     const d = new AggregatorDriver(baseSettings);
-    d.assign(
-      0,
-      [
-        { offset: null, metadata: null },
-        { offset: null, metadata: null },
-      ],
-      0,
-    );
+    d.assign(0, pair(0, { offset: null, metadata: null }, { offset: null, metadata: null }), 0);
     d.observeEnd(BW, 0, 0); // "caught up" on bandwidth, but only as far as we know
     expect(d.process(0, [rec(0, sample('a', 1250)), rec(1, sample('b', 9000))], 0).events).toEqual([]);
     expect(d.tick(0, baseSettings.idleAdvanceMs - 1).events).toEqual([]);
@@ -125,7 +115,7 @@ describe('task', () => {
     const run = (contactGapMs: number | undefined) => {
       const d = new AggregatorDriver({ ...baseSettings, contactGapMs });
       const nothing = { offset: null, metadata: null };
-      d.assign(0, [nothing, nothing], 0);
+      d.assign(0, pair(0, nothing, nothing), 0);
       d.observeEnd(POD, 0, 1);
       d.observeEnd(BW, 0, 1);
       d.process(0, [rec(0, sample('a', 1250))], 1000);
@@ -170,7 +160,7 @@ describe('task', () => {
     // window [1000,2000) closed at wm 2600; [2000,3000) is open from offset 1 on.
     const pods = step.commits.find((c) => c.topic === POD)!;
     expect(pods.offset).toBe(1);
-    expect(decodeOffsetMetadata(pods.metadata)).toEqual({ wm: 1250, closed: 2000, through: 3 });
+    expect(decodeOffsetMetadata(pods.metadata)).toEqual({ wm: 1250, closed: 2000, through: 3, tasks: 2 });
   });
 
   it('keeps a live dedupe id pinned so a restart still recognises its duplicates', () => {
@@ -185,10 +175,7 @@ describe('task', () => {
     const restored = new AggregatorDriver({ ...baseSettings, dedupeRetentionMs: 1000 });
     restored.assign(
       0,
-      [
-        { offset: 0, metadata: step.commits[0]!.metadata },
-        { offset: null, metadata: null },
-      ],
+      pair(0, { offset: 0, metadata: step.commits[0]!.metadata }, { offset: null, metadata: null }),
       -baseSettings.idleAdvanceMs,
     );
     const replay = restored.process(
