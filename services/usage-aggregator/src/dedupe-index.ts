@@ -10,6 +10,8 @@
 export class FingerprintSet {
   private hi: Uint32Array;
   private lo: Uint32Array;
+  /** A 32-bit value per key, for `claim`; allocated at the first claim. */
+  private values: Uint32Array | undefined;
   private count = 0;
 
   constructor(capacity = 8) {
@@ -22,7 +24,7 @@ export class FingerprintSet {
   }
 
   get bytes(): number {
-    return this.hi.byteLength + this.lo.byteLength;
+    return this.hi.byteLength + this.lo.byteLength + (this.values?.byteLength ?? 0);
   }
 
   has(id: string): boolean {
@@ -35,12 +37,40 @@ export class FingerprintSet {
     fingerprint(id);
     const slot = this.slotOf(FP.hi, FP.lo);
     if (slot < 0) return false;
+    this.insert(slot, 0);
+    return true;
+  }
+
+  /**
+   * The key's owner is `owner` (a 32-bit hash): true if it was free (it is now the owner's) or already
+   * the owner's, false if another owner holds it.
+   */
+  claim(key: string, owner: number): boolean {
+    this.values ??= new Uint32Array(this.hi.length);
+    fingerprint(key);
+    const slot = this.slotOf(FP.hi, FP.lo);
+    if (slot >= 0) {
+      this.insert(slot, owner >>> 0);
+      return true;
+    }
+    return this.values[this.find(FP.hi, FP.lo)] === owner >>> 0;
+  }
+
+  private insert(slot: number, value: number): void {
     this.hi[slot] = FP.hi;
     this.lo[slot] = FP.lo;
+    if (this.values) this.values[slot] = value;
     this.count += 1;
     // At most half full: short probe runs.
     if (this.count * 2 > this.hi.length) this.grow();
-    return true;
+  }
+
+  /** The slot holding (hi, lo), which must be present. */
+  private find(hi: number, lo: number): number {
+    const mask = this.hi.length - 1;
+    let slot = lo & mask;
+    while (this.lo[slot] !== lo || this.hi[slot] !== hi) slot = (slot + 1) & mask;
+    return slot;
   }
 
   /** The free slot where (hi, lo) belongs, or -1 when it is already present. */
@@ -54,14 +84,16 @@ export class FingerprintSet {
   }
 
   private grow(): void {
-    const { hi, lo } = this;
+    const { hi, lo, values } = this;
     this.hi = new Uint32Array(hi.length * 2);
     this.lo = new Uint32Array(lo.length * 2);
+    if (values) this.values = new Uint32Array(values.length * 2);
     for (let i = 0; i < hi.length; i++) {
       if (lo[i] === 0) continue;
       const slot = this.slotOf(hi[i]!, lo[i]!);
       this.hi[slot] = hi[i]!;
       this.lo[slot] = lo[i]!;
+      if (values) this.values![slot] = values[i]!;
     }
   }
 }
@@ -86,6 +118,12 @@ function fingerprint(id: string): void {
   FP.lo = (avalanche(b ^ 0x9e3779b9) | 1) >>> 0;
 }
 
+/** A 32-bit hash of a string (an observer's identity). */
+export function hash32(text: string): number {
+  fingerprint(text);
+  return FP.hi;
+}
+
 function avalanche(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
@@ -104,6 +142,8 @@ export interface Bucket {
   /** End of the window the bucket's observation times fall in. */
   readonly end: number;
   readonly ids: FingerprintSet;
+  /** Bandwidth only: each observation's (GPU, grid point) observer, the one whose samples count. */
+  readonly observers: FingerprintSet;
   /** Per input of the topic (by the task's input index), the first record that added an id here. */
   readonly pins: Array<Pin | undefined>;
 }
@@ -121,7 +161,7 @@ export class DedupeIndex {
   }
 
   open(end: number): Bucket {
-    const bucket = { end, ids: new FingerprintSet(), pins: [] };
+    const bucket = { end, ids: new FingerprintSet(), observers: new FingerprintSet(1), pins: [] };
     this.buckets.set(end, bucket);
     return bucket;
   }

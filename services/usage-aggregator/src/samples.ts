@@ -1,4 +1,5 @@
 import type { BandwidthSample, PodAllocationSample, UsageQuantity } from '@gpu-meter/kit';
+import { hash32 } from './dedupe-index.js';
 
 /**
  * The two raw sample kinds reduced to what aggregation needs: identity, time, group dimensions and
@@ -13,6 +14,13 @@ export interface Sample {
   /** The group's dimensions; may be the decoded record itself (a group copies just these when it starts). */
   readonly dims: GroupDims;
   readonly levels: Partial<Record<UsageQuantity, number>>;
+  /**
+   * Bandwidth only: what was observed (cluster, GPU, MIG instance, grid point) and a hash of who observed
+   * it. Replicas that disagree on a GPU's holders make different sample ids; the task counts one
+   * observer's samples per observation, so their views are never summed.
+   */
+  readonly observation?: string;
+  readonly observer?: number;
 }
 
 export interface GroupDims {
@@ -50,6 +58,9 @@ export const POD_ALLOCATION_FIELDS = [
 ] as const;
 export const BANDWIDTH_FIELDS = [
   ...COMMON_FIELDS,
+  'gpuUuid',
+  'migInstanceId',
+  'observer',
   'nvlinkTxBytesPerSecond',
   'nvlinkRxBytesPerSecond',
   'pcieTxBytesPerSecond',
@@ -85,6 +96,8 @@ export function fromBandwidth(s: BandwidthFields): Sample {
     spanStartMs: s.spanStartMs,
     spanEndMs: s.spanEndMs,
     dims: s,
+    observation: `${s.clusterId}\u0000${s.gpuUuid}\u0000${s.migInstanceId ?? ''}\u0000${s.observedAtMs}`,
+    observer: hash32(s.observer),
     levels: {
       nvlinkTxBytes: s.nvlinkTxBytesPerSecond,
       nvlinkRxBytes: s.nvlinkRxBytesPerSecond,

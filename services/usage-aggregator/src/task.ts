@@ -220,7 +220,10 @@ export class Task {
     if (this.live(bucketEnd, wmBefore)) {
       const ids = this.dedupeOf[inputIndex]!;
       const bucket = ids.bucket(bucketEnd) ?? ids.open(bucketEnd);
-      if (!bucket.ids.add(sample.id)) {
+      // Another observer's view of this GPU at this grid point already counts: this one is a copy.
+      const otherView =
+        sample.observation !== undefined && !bucket.observers.claim(sample.observation, sample.observer!);
+      if (otherView || !bucket.ids.add(sample.id)) {
         out.dedupeHits += 1;
         return;
       }

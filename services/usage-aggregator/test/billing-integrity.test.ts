@@ -227,3 +227,49 @@ describe('case 4: partitions added at run time neither drop nor split usage', ()
     );
   });
 });
+
+describe('case 2: copies of one observation that disagree are counted once', () => {
+  const view = (observer: string, holders: Array<[string, number]>, offset0: number): DriverRecord[] =>
+    holders.map(([pod, share], i) => ({
+      topic: BW,
+      partition: 0,
+      offset: offset0 + i,
+      decoded: {
+        kind: 'bandwidth',
+        value: bw({
+          id: `gpu-1/${pod}/1250`, // the collector's id names GPU, holder and grid point
+          observedAtMs: 1250,
+          spanStartMs: 1000,
+          podUid: pod,
+          share,
+          observer,
+          fbUsedBytes: 1000 * share,
+        }),
+      },
+    }));
+  const usedByteSeconds = (order: 'a-first' | 'b-first') => {
+    const d = new AggregatorDriver(baseSettings);
+    d.assign(0, pair(0, nothing, nothing), -baseSettings.idleAdvanceMs);
+    d.observeEnd(POD, 0, 0);
+    // Replica A saw pod p1 alone on the GPU; replica B saw p1 and p2 sharing it (a handover at the grid
+    // point). B's p1 sample has A's id but half the share.
+    const a = view('replica-a', [['p1', 1]], 0);
+    const b = view(
+      'replica-b',
+      [
+        ['p1', 0.5],
+        ['p2', 0.5],
+      ],
+      1,
+    );
+    const records = order === 'a-first' ? [...a, ...b] : [...b, ...a].map((r, i) => ({ ...r, offset: i }));
+    d.observeEnd(BW, 0, 3);
+    const events = [...d.process(0, records, 0).events, ...d.tick(0, 1e15).events];
+    return events.reduce((sum, e) => sum + e.gpuMemoryUsedByteSeconds, 0);
+  };
+
+  it("bills one replica's view of a GPU's holders, never the sum of two views", () => {
+    expect(usedByteSeconds('a-first')).toBe(250); // 1000 B × 0.25 s, A's view
+    expect(usedByteSeconds('b-first')).toBe(250); // B's view: 500 B + 500 B for 0.25 s
+  });
+});
