@@ -15,6 +15,7 @@ import { packValues } from './batch-transfer.js';
 import { taskOf, type Committed, type Step, type TaskInput } from './driver.js';
 import type { DriverReply, TaskGauges } from './driver-protocol.js';
 import type { AggregatorMetrics } from './metrics.js';
+import { isFencedError } from './fencing.js';
 import { Outbox } from './outbox.js';
 import type { RemoteDriver } from './remote-driver.js';
 
@@ -64,6 +65,13 @@ export class AggregatorService {
   private owned: number[] = [];
   /** Partitions of each raw topic in the current assignment. */
   private assignment = new Map<string, number[]>();
+  /**
+   * Tasks whose producer was fenced, with when: a newer owner has them (this instance was paused or cut
+   * off past the session timeout), and restoring here would fence it back in turn. They wait for this
+   * instance's rebalance, or 2 × SESSION_TIMEOUT_MS if none comes (e.g. the coordinator only expired a
+   * slow transaction).
+   */
+  private readonly fencedAt = new Map<number, number>();
   /** Partition counts of the raw topics when last looked at (ticks), to say once when they change. */
   private partitionCounts = new Map<string, number>();
   private consumer: Consumer | undefined;
@@ -174,6 +182,7 @@ export class AggregatorService {
     await Promise.all([...this.lanes.values()].map((lane) => lane.committing));
     this.owned = partitions;
     this.assignment = assignment;
+    this.fencedAt.clear();
     for (const p of dropped) await this.driver.call({ op: 'revoke', task: p });
     this.gauges.clear();
     for (const [p, lane] of this.lanes) {
@@ -261,7 +270,10 @@ export class AggregatorService {
   private async onBatch({ batch, isStale, resolveOffset, heartbeat }: EachBatchPayload): Promise<void> {
     if (this.stopped) return;
     const p = taskOf(batch.partition, this.config.tasks);
-    if (!this.tasks.has(p)) await this.initTask(p);
+    if (!this.tasks.has(p)) {
+      if (!this.restorable(p)) return; // fenced: the batch is read again by whoever owns the task
+      await this.initTask(p);
+    }
     if (isStale()) return; // a seek (restore) happened after this batch was fetched
     const generation = this.tasks.get(p);
     const messages = batch.messages;
@@ -306,7 +318,7 @@ export class AggregatorService {
   private async onTick(): Promise<void> {
     if (this.stopped) return;
     // A task whose commit failed and whose restore failed too (e.g. broker down) is retried here.
-    for (const p of this.owned) if (!this.tasks.has(p)) await this.initTask(p);
+    for (const p of this.owned) if (!this.tasks.has(p) && this.restorable(p)) await this.initTask(p);
     if (this.tasks.size === 0) return;
     const ends: Array<{ topic: string; partition: number; end: number }> = [];
     for (const topic of this.topics) {
@@ -437,7 +449,15 @@ export class AggregatorService {
    * from the committed offsets when its turn comes.
    */
   private fail(p: number, error: unknown): void {
-    this.logger.warn({ task: p, err: error, message: errorMessage(error) }, 'task failed; restoring it');
+    const fenced = isFencedError(error);
+    if (fenced) {
+      this.fencedAt.set(p, Date.now());
+      this.logger.warn(
+        { task: p, message: errorMessage(error) },
+        'task fenced by a newer owner of its transactional id; waiting for the rebalance',
+      );
+    } else
+      this.logger.warn({ task: p, err: error, message: errorMessage(error) }, 'task failed; restoring it');
     this.tasks.delete(p);
     this.gauges.delete(p);
     void this.driver.call({ op: 'revoke', task: p }).catch(() => undefined);
@@ -446,6 +466,7 @@ export class AggregatorService {
       this.lanes.delete(p);
       void lane.producer.disconnect().catch(() => undefined);
     }
+    if (fenced) return;
     void this.exclusive(async () => {
       if (this.stopped || this.tasks.has(p) || !this.owned.includes(p)) return;
       await this.initTask(p);
@@ -455,6 +476,11 @@ export class AggregatorService {
         'task restore failed; retrying at the next tick',
       ),
     );
+  }
+
+  private restorable(p: number): boolean {
+    const at = this.fencedAt.get(p);
+    return at === undefined || Date.now() - at > 2 * this.config.sessionTimeoutMs;
   }
 
   /**
