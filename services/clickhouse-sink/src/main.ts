@@ -9,7 +9,7 @@ import { insertUsageRows } from './usage-writer.js';
 runUsageEventsSink({
   service: SERVICE_NAME,
   loadConfig,
-  setup: async ({ config, logger, shutdown, metrics }) => {
+  setup: async ({ config, logger, shutdown, metrics, startup }) => {
     const rowsWritten = new Counter({
       name: 'gpumeter_sink_rows_written_total',
       help: 'Rows inserted into ClickHouse.',
@@ -34,16 +34,10 @@ runUsageEventsSink({
 
     const clickhouse = new ClickHouse(config);
     shutdown.register('clickhouse', () => clickhouse.close());
-    // Migrations need ClickHouse; wait for it rather than crash-looping while it starts.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await migrate(clickhouse, MIGRATIONS, logger);
-        break;
-      } catch (error) {
-        logger.warn({ err: (error as Error).message, attempt }, 'migrations failed; retrying');
-        await new Promise((resolve) => setTimeout(resolve, Math.min(10_000, 500 * 2 ** attempt)));
-      }
-    }
+    // Migrations need ClickHouse: wait for it (not ready meanwhile) rather than crash-looping while it starts.
+    await startup.step(`ClickHouse migrations (database ${config.clickhouseDatabase})`, () =>
+      migrate(clickhouse, MIGRATIONS, logger),
+    );
 
     return {
       maxBatch: config.batchMaxRows,

@@ -44,6 +44,7 @@ export class BatchConsumer<T> {
   private flushFailures = 0;
   private retryNotBefore = 0;
   private connected = false;
+  private listening = false;
   private closed: Promise<void> | undefined;
 
   constructor(private readonly options: BatchConsumerOptions<T>) {
@@ -62,15 +63,21 @@ export class BatchConsumer<T> {
     return this.connected;
   }
 
-  /** Resolves once the consumer runs; `onFatal` is told when kafkajs gives up (the process should exit). */
+  /**
+   * Resolves once the consumer runs; `onFatal` is told when kafkajs gives up (the process should exit).
+   * May be called again after it failed (a start-up retry): the listeners are added once.
+   */
   async start(fromBeginning: boolean, onFatal: (error: unknown) => void): Promise<void> {
-    this.consumer.on(this.consumer.events.CRASH, (event) => {
-      this.connected = false;
-      if (!event.payload.restart) onFatal(event.payload.error);
-    });
-    this.consumer.on(this.consumer.events.GROUP_JOIN, () => {
-      this.connected = true;
-    });
+    if (!this.listening) {
+      this.listening = true;
+      this.consumer.on(this.consumer.events.CRASH, (event) => {
+        this.connected = false;
+        if (!event.payload.restart) onFatal(event.payload.error);
+      });
+      this.consumer.on(this.consumer.events.GROUP_JOIN, () => {
+        this.connected = true;
+      });
+    }
     await this.consumer.connect();
     await this.consumer.subscribe({ topics: [...this.options.topics], fromBeginning });
     await this.consumer.run({

@@ -8,9 +8,10 @@ import { createKubeConfig, type KubernetesSettings } from './kubernetes.js';
 import { createLogger, type Logger } from './logger.js';
 import { buildOpsServer, createMetricsRegistry, startOpsServer } from './ops-server.js';
 import { SamplePublisher } from './sample-publisher.js';
-import { createSchemaRegistry, TopicSerde } from './serde.js';
+import { createSchemaRegistry, TopicSerde, valueSubject } from './serde.js';
 import type { SchemaName } from './schemas.js';
 import { exitOnStartupError, Shutdown } from './shutdown.js';
+import { StartupProgress } from './startup.js';
 
 /** What every collector's configuration has: Kafka, registry, ops, Kubernetes, its topic and buffer. */
 export type CollectorSettings = KafkaSettings &
@@ -87,17 +88,30 @@ export async function runCollector<C extends CollectorSettings, S, M>(
     bufferSize = () => publisher.buffered;
     const collector = wiring.collector(config, createKubeConfig(config), publisher, metrics, logger);
 
+    const startup = new StartupProgress(logger);
     const ops = buildOpsServer({
       logger,
       metrics: registry,
-      readiness: { kubernetes: () => collector.ready, kafka: () => publisher.ready },
+      readiness: {
+        startup: startup.check,
+        kubernetes: () => collector.ready,
+        kafka: () => publisher.ready,
+      },
     });
     await startOpsServer(ops, config.opsPort, config.opsHost);
     shutdown.register('ops server', () => ops.close());
     shutdown.register('publisher', () => publisher.close());
 
-    await publisher.start();
-    await collector.start();
+    // Both retry by themselves (the registration with the kit's back-off, the watches by restarting their
+    // informers), so neither step is run twice here; the steps name what /readyz waits for meanwhile.
+    const once = () => false;
+    await startup.step(
+      `schema registry subject ${valueSubject(config.topic)}`,
+      () => publisher.start(),
+      once,
+    );
+    await startup.step('Kubernetes pods and nodes listed', () => collector.start(), once);
+    startup.finish();
     shutdown.register('collector', () => collector.stop());
     logger.info(
       { topic: config.topic, samplingIntervalMs: config.samplingIntervalMs, clusterId: config.clusterId },

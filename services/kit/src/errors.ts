@@ -12,6 +12,7 @@ export const ErrorCodes = {
   OFFSET_METADATA_INVALID: { code: 'GPUM_OFFSET_METADATA_INVALID', retriable: false },
   SINK_UNAVAILABLE: { code: 'GPUM_SINK_UNAVAILABLE', retriable: true },
   SINK_REJECTED: { code: 'GPUM_SINK_REJECTED', retriable: false },
+  STARTUP_FAILED: { code: 'GPUM_STARTUP_FAILED', retriable: false },
 } as const;
 
 export type ErrorKind = keyof typeof ErrorCodes;
@@ -47,12 +48,30 @@ export class PoisonRecordError extends GpuMeterError {
   }
 }
 
+/**
+ * Whether trying again can help: the classification the start-up retries (`retryWhileRetriable`) use.
+ * - gpu-meter's own errors say so themselves;
+ * - kafkajs gives up on a retriable error after its own retries with KafkaJSNumberOfRetriesExceeded
+ *   (flagged non-retriable): the cause is what counts, as kafkajs's consumer itself decides on restarts;
+ * - other kafkajs errors carry `retriable` (UNKNOWN_TOPIC_OR_PARTITION right after a topic's creation is);
+ * - an HTTP answer (registry, ClickHouse) is retriable for 5xx, 408 and 429, not for other 4xx;
+ * - ReferenceError, SyntaxError and RangeError are bugs, and so is a TypeError without a cause (undici's
+ *   "fetch failed", a TypeError, has one: the connection error);
+ * - anything else (ECONNREFUSED, timeouts) is taken for an outage.
+ */
 export function isRetriable(error: unknown): boolean {
   if (error instanceof GpuMeterError) return error.retriable;
-  // kafkajs marks its own errors with `retriable`.
-  if (typeof error === 'object' && error !== null && 'retriable' in error) {
-    return Boolean((error as { retriable: unknown }).retriable);
-  }
+  if (typeof error !== 'object' || error === null) return true;
+  const { name, cause } = error as { name?: unknown; cause?: unknown };
+  if (name === 'KafkaJSNumberOfRetriesExceeded')
+    return cause === undefined || cause === error || isRetriable(cause);
+  if ('retriable' in error) return Boolean((error as { retriable: unknown }).retriable);
+  const status =
+    (error as { status?: unknown; statusCode?: unknown }).status ??
+    (error as { statusCode?: unknown }).statusCode;
+  if (typeof status === 'number' && status >= 400) return status >= 500 || status === 408 || status === 429;
+  if (name === 'ReferenceError' || name === 'SyntaxError' || name === 'RangeError') return false;
+  if (name === 'TypeError') return cause !== undefined;
   return true;
 }
 

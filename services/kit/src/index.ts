@@ -20,3 +20,4 @@ export * from './grid-ticker.js';
 export * from './sample-publisher.js';
 export * from './usage-sink-main.js';
 export * from './send-chunks.js';
+export * from './startup.js';

@@ -85,23 +85,34 @@ function toTopicConfig(spec: TopicSpec): ITopicConfig {
 
 /**
  * Creates the topics that do not exist yet, with their settings, and leaves existing ones alone: running
- * it from every replica at every start is harmless. Returns the topics it created.
+ * it from every replica at every start is harmless. Resolves once every partition of every spec'd topic
+ * has a leader (also those that existed: a retried start-up may find the topic its failed try created, still
+ * leaderless). Returns the topics it created.
  */
 export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[]): Promise<string[]> {
   const existing = new Set(await admin.listTopics());
   const missing = specs.filter((spec) => !existing.has(spec.topic));
-  if (missing.length === 0) return [];
-  try {
-    await admin.createTopics({ topics: missing.map(toTopicConfig) });
-  } catch (error) {
-    // Another replica may have created them between our list and create; that is the idempotent outcome.
-    if (!(error instanceof Error && /already exists/i.test(error.message))) throw error;
-  }
+  if (missing.length > 0) await createTopicsOnce(admin, missing.map(toTopicConfig));
   await waitForLeaders(
     admin,
-    missing.map((spec) => spec.topic),
+    specs.map((spec) => spec.topic),
   );
   return missing.map((spec) => spec.topic);
+}
+
+/**
+ * admin.createTopics without kafkajs's own wait for leaders, which gives up (bails, though the error is
+ * retriable) on the UNKNOWN_TOPIC_OR_PARTITION a KRaft broker answers while the new topic's metadata is
+ * not applied yet: seen 3 times in 60 creations beside two CPU hogs, and it stopped sinks at start-up.
+ * Callers wait with `waitForLeaders` instead. A topic another replica (or an earlier try) created between
+ * the list and the create is the idempotent outcome, not an error.
+ */
+export async function createTopicsOnce(admin: Admin, topics: ITopicConfig[]): Promise<void> {
+  try {
+    await admin.createTopics({ topics, waitForLeaders: false });
+  } catch (error) {
+    if (!(error instanceof Error && /already exists/i.test(error.message))) throw error;
+  }
 }
 
 /**

@@ -1,9 +1,13 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import { errorMessage } from './errors.js';
 import type { Logger } from './logger.js';
 
+/** A check's answer: a boolean, or not ready with what it waits for (shown by /readyz). */
+export type Readiness = boolean | { readonly ready: boolean; readonly reason?: string };
+
 /** A dependency the service needs; /readyz is 200 only while every check passes. */
-export type ReadinessCheck = () => boolean | Promise<boolean>;
+export type ReadinessCheck = () => Readiness | Promise<Readiness>;
 
 export function createMetricsRegistry(service: string): Registry {
   const registry = new Registry();
@@ -30,15 +34,24 @@ export function buildOpsServer(options: {
 
   app.get('/readyz', async (_request, reply) => {
     const results: Record<string, boolean> = {};
+    // Why each failing check fails, where it says (or throws): the body then tells what the service waits for.
+    const waitingFor: Record<string, string> = {};
     for (const [name, check] of Object.entries(options.readiness)) {
       try {
-        results[name] = await check();
-      } catch {
+        const answer = await check();
+        results[name] = typeof answer === 'boolean' ? answer : answer.ready;
+        if (typeof answer !== 'boolean' && !answer.ready && answer.reason) waitingFor[name] = answer.reason;
+      } catch (error) {
         results[name] = false;
+        waitingFor[name] = errorMessage(error);
       }
     }
     const ready = Object.values(results).every(Boolean);
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: results });
+    return reply.code(ready ? 200 : 503).send({
+      status: ready ? 'ready' : 'not ready',
+      checks: results,
+      ...(Object.keys(waitingFor).length > 0 ? { waitingFor } : {}),
+    });
   });
 
   app.get('/metrics', async (_request, reply) => {

@@ -1,8 +1,8 @@
 import avro from 'avsc';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
-import { backoffCeiling, RECONNECT_BACKOFF } from './backoff.js';
-import { errorMessage, GpuMeterError, PoisonRecordError } from './errors.js';
+import { GpuMeterError, PoisonRecordError } from './errors.js';
 import type { Logger } from './logger.js';
+import { retryWhileRetriable } from './startup.js';
 import { avroType, readSchemaText, type SchemaName } from './schemas.js';
 
 /** Confluent wire format: magic byte 0, 4-byte big-endian schema id, then the Avro binary body. */
@@ -136,25 +136,12 @@ export class TopicSerde<T> {
   }
 
   /**
-   * `register`, retried with capped back-off while the registry fails in a retriable way (unreachable
-   * answers 5xx or does not answer in time); anything else, e.g. an incompatible schema (409), is thrown.
+   * `register`, retried by the kit's start-up policy (`retryWhileRetriable`) while the registry fails in a
+   * retriable way (unreachable, answers 5xx or does not answer in time); anything else, e.g. an
+   * incompatible schema (409), is thrown naming the subject.
    */
-  async registerRetrying(logger: Logger): Promise<number> {
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        return await this.register();
-      } catch (error) {
-        if (error instanceof GpuMeterError && !error.retriable) throw error;
-        if ((error as { status?: number }).status !== undefined && (error as { status: number }).status < 500)
-          throw error;
-        const retryInMs = backoffCeiling(attempt, RECONNECT_BACKOFF);
-        logger.warn(
-          { subject: this.subject, err: errorMessage(error), retryInMs },
-          'schema registry failed; retrying',
-        );
-        await new Promise((resolve) => setTimeout(resolve, retryInMs));
-      }
-    }
+  registerRetrying(logger: Logger): Promise<number> {
+    return retryWhileRetriable(`schema registry subject ${this.subject}`, () => this.register(), { logger });
   }
 
   get registeredId(): number {

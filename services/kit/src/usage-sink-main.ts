@@ -13,6 +13,7 @@ import type { UsageEvent } from './schemas.js';
 import { sendInChunks } from './send-chunks.js';
 import { createSchemaRegistry, TopicSerde } from './serde.js';
 import { exitOnStartupError, Shutdown } from './shutdown.js';
+import { StartupProgress } from './startup.js';
 
 /** What every usage-events sink's configuration has (the shared consumer spec, Kafka, registry, ops). */
 export type UsageSinkSettings = KafkaSettings &
@@ -32,6 +33,8 @@ export interface UsageSinkContext<C> {
   readonly metrics: Registry;
   /** Writes dead letters to the sink's dead-letter topic (e.g. events the destination rejected). */
   readonly sendDeadLetters: (messages: Message[]) => Promise<void>;
+  /** Start-up steps the sink's own set-up needs (e.g. migrations) go through `startup.step`. */
+  readonly startup: StartupProgress;
 }
 
 /** The parts that make one sink differ from another. */
@@ -52,9 +55,11 @@ export interface UsageSink<T> {
 
 /**
  * A usage-events sink's `main`: configuration (failing fast, naming the variable), logger, signals, the
- * sink's own set-up, the dead-letter topic (created before the first poison record: a send to a missing
- * topic would be retried forever and stall the partition) and its producer, the batch consumer
- * (at least once into an idempotent sink), and the ops server; SIGTERM closes them in reverse order.
+ * ops server, the dead-letter topic (created before the first poison record: a send to a missing topic
+ * would be retried forever and stall the partition) and its producer, the sink's own set-up, and the batch
+ * consumer (at least once into an idempotent sink); SIGTERM closes them in reverse order. Each start-up
+ * step retries retriable errors (not ready meanwhile, /readyz naming the step); a non-retriable one exits
+ * non-zero naming what failed.
  */
 export function runUsageEventsSink<C extends UsageSinkSettings, T>(options: {
   readonly service: string;
@@ -75,26 +80,37 @@ export function runUsageEventsSink<C extends UsageSinkSettings, T>(options: {
 
   async function run(): Promise<void> {
     const metrics = createMetricsRegistry(service);
+    // The ops server comes first: while a dependency is still starting, /readyz says what we wait for.
+    const startup = new StartupProgress(logger);
+    // Filled in as the parts exist: the consumer's and the sink's own checks.
+    const readiness: Record<string, ReadinessCheck> = { startup: startup.check, kafka: () => false };
+    const ops = buildOpsServer({ logger, metrics, readiness });
+    await startOpsServer(ops, config.opsPort, config.opsHost);
+    shutdown.register('ops server', () => ops.close());
+
     const kafka = createKafka(config, service, logger);
     const admin = kafka.admin();
-    await admin.connect();
-    await ensureTopics(admin, [
-      {
-        topic: config.deadLetterTopic,
-        partitions: 1,
-        replicationFactor: config.topicReplicationFactor,
-        retentionMs: 28 * 24 * 3600 * 1000,
-      },
-    ]);
+    await startup.step(`dead-letter topic ${config.deadLetterTopic}`, async () => {
+      await admin.connect();
+      await ensureTopics(admin, [
+        {
+          topic: config.deadLetterTopic,
+          partitions: 1,
+          replicationFactor: config.topicReplicationFactor,
+          retentionMs: 28 * 24 * 3600 * 1000,
+        },
+      ]);
+    });
     await admin.disconnect();
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-    await producer.connect();
     shutdown.register('dead-letter producer', () => producer.disconnect());
+    await startup.step('Kafka producer (dead letters)', () => producer.connect());
     const sendDeadLetters = async (messages: Message[]) => {
       await sendInChunks((record) => producer.send(record), config.deadLetterTopic, messages);
     };
 
-    const sink = await options.setup({ config, logger, shutdown, metrics, sendDeadLetters });
+    const sink = await options.setup({ config, logger, shutdown, metrics, sendDeadLetters, startup });
+    Object.assign(readiness, sink.readiness);
     const serde = new TopicSerde<UsageEvent>(
       createSchemaRegistry(config),
       config,
@@ -122,20 +138,18 @@ export function runUsageEventsSink<C extends UsageSinkSettings, T>(options: {
       ...(sink.onFlushed ? { onFlushed: sink.onFlushed } : {}),
       ...(sink.onRetry ? { onRetry: sink.onRetry } : {}),
     });
+    readiness.kafka = () => consumer.ready;
 
-    const ops = buildOpsServer({
-      logger,
-      metrics,
-      readiness: { kafka: () => consumer.ready, ...sink.readiness },
-    });
-    await startOpsServer(ops, config.opsPort, config.opsHost);
-    shutdown.register('ops server', () => ops.close());
-
-    await consumer.start(config.fromBeginning, (error) => {
-      logger.fatal({ err: error }, 'consumer crashed');
-      void shutdown.run().finally(() => process.exit(1));
-    });
     shutdown.register('consumer', () => consumer.close());
+    const what = `consumer of ${config.usageEventsTopic} (group ${config.consumerGroup})`;
+    await startup.step(what, () =>
+      consumer.start(config.fromBeginning, (error) => {
+        // kafkajs restarts the consumer itself after a retriable crash; this one it will not.
+        logger.fatal({ err: error }, `${what} crashed and kafkajs will not restart it: exiting`);
+        void shutdown.run().finally(() => process.exit(1));
+      }),
+    );
+    startup.finish();
     logger.info(
       { topic: config.usageEventsTopic, group: config.consumerGroup, ...sink.describe },
       `${service} started`,

@@ -8,9 +8,11 @@ import {
   exitOnStartupError,
   Shutdown,
   startOpsServer,
+  StartupProgress,
   TopicSerde,
   type BandwidthSample,
   type Logger,
+  type ReadinessCheck,
   type PodAllocationSample,
   type UsageEvent,
 } from '@gpu-meter/kit';
@@ -35,11 +37,25 @@ async function main(): Promise<void> {
     const registry = createMetricsRegistry(SERVICE);
     const metrics = createAggregatorMetrics(registry);
 
+    // The ops server comes first: while a dependency is still starting, /readyz says what we wait for.
+    const startup = new StartupProgress(log);
+    const readiness: Record<string, ReadinessCheck> = { startup: startup.check, kafka: () => false };
+    const ops = buildOpsServer({ logger: log, metrics: registry, readiness });
+    const address = await startOpsServer(ops, config.opsPort, config.opsHost);
+    shutdown.register('ops server', () => ops.close());
+
     const kafka = createKafka(config, SERVICE, log);
     const admin = kafka.admin();
-    await admin.connect();
     shutdown.register('admin', () => admin.disconnect());
-    const partitions = await prepareTopics(admin, config, log);
+    // Retriable failures are retried (not ready meanwhile); raw topics that are not co-partitioned are a
+    // ConfigError naming the variable, and stop the start-up.
+    const partitions = await startup.step(
+      `topics ${config.podAllocationsTopic}, ${config.bandwidthSamplesTopic}, ${config.usageEventsTopic}`,
+      async () => {
+        await admin.connect();
+        return prepareTopics(admin, config, log);
+      },
+    );
 
     const schemaRegistry = createSchemaRegistry(config);
     const serdes = [
@@ -63,7 +79,8 @@ async function main(): Promise<void> {
       'usageEvent',
     );
     // Retried: a registry that is down or stalls must not stop (or silently hang) the start-up for good.
-    for (const serde of [...serdes, usageSerde]) await serde.registerRetrying(log);
+    for (const serde of [...serdes, usageSerde])
+      await startup.step(`schema registry subject ${serde.subject}`, () => serde.register());
 
     const driver = new RemoteDriver(
       {
@@ -81,16 +98,30 @@ async function main(): Promise<void> {
       },
     );
     shutdown.register('driver worker', () => driver.close());
-    const service = new AggregatorService(config, kafka, admin, driver, usageSerde, log, metrics, (error) => {
-      // Every instance that takes this task would refuse the same way: stop loudly, naming it.
-      log.fatal({ err: errorMessage(error) }, 'task cannot be restored; exiting');
-      process.exit(1);
-    });
-    const ops = buildOpsServer({ logger: log, metrics: registry, readiness: { kafka: () => service.ready } });
-    const address = await startOpsServer(ops, config.opsPort, config.opsHost);
-    shutdown.register('ops server', () => ops.close());
-    await service.start();
-    shutdown.register('aggregator', () => service.stop());
+    const aggregator = new AggregatorService(
+      config,
+      kafka,
+      admin,
+      driver,
+      usageSerde,
+      log,
+      metrics,
+      (error) => {
+        // Every instance that takes this task would refuse the same way: stop loudly, naming it.
+        log.fatal({ err: errorMessage(error) }, 'task cannot be restored; exiting');
+        process.exit(1);
+      },
+    );
+    readiness.kafka = () => aggregator.ready;
+    await startup.step(`consumer of the raw topics (group ${config.consumerGroupId})`, () =>
+      aggregator.start((error) => {
+        // Its tasks resume elsewhere, or here after a restart, from the committed offsets.
+        log.fatal({ err: errorMessage(error) }, 'consumer crashed and kafkajs will not restart it; exiting');
+        void shutdown.run().finally(() => process.exit(1));
+      }),
+    );
+    shutdown.register('aggregator', () => aggregator.stop());
+    startup.finish();
     log.info({ partitions, ops: address, group: config.consumerGroupId }, 'aggregator started');
   } catch (error) {
     exitOnStartupError(logger, error);

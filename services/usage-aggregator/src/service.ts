@@ -101,7 +101,8 @@ export class AggregatorService {
     return next;
   }
 
-  async start(): Promise<void> {
+  /** `onConsumerLost`: kafkajs crashed the consumer and will not restart it (the process should exit). */
+  async start(onConsumerLost: (error: unknown) => void): Promise<void> {
     const { config } = this;
     const consumer = this.kafka.consumer({
       groupId: config.consumerGroupId,
@@ -134,14 +135,23 @@ export class AggregatorService {
         (error) => this.logger.error({ err: error }, 'task assignment failed'),
       );
     });
-    consumer.on(consumer.events.CRASH, ({ payload }) =>
-      this.logger.error({ err: payload.error, restart: payload.restart }, 'consumer crashed'),
-    );
-    await consumer.connect();
-    await consumer.subscribe({
-      topics: [config.podAllocationsTopic, config.bandwidthSamplesTopic],
-      fromBeginning: true,
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      // Not ready until kafkajs has restarted the consumer and the group assigned tasks again.
+      this.ready = false;
+      this.logger.error({ err: payload.error, restart: payload.restart }, 'consumer crashed');
+      if (!payload.restart) onConsumerLost(payload.error);
     });
+    try {
+      await consumer.connect();
+      await consumer.subscribe({
+        topics: [config.podAllocationsTopic, config.bandwidthSamplesTopic],
+        fromBeginning: true,
+      });
+    } catch (error) {
+      // The start-up policy calls start() again: this consumer is dropped, not left half connected.
+      await consumer.disconnect().catch(() => undefined);
+      throw error;
+    }
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
