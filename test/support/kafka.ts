@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, type Admin, type KafkaMessage } from 'kafkajs';
 import { inject, onTestFinished } from 'vitest';
-import { waitForLeaders } from '@gpu-meter/kit';
+import { createTopicsOnce, waitForLeaders } from '@gpu-meter/kit';
 import './provided-context.js';
 
 /** Endpoints resolved by the global setup (environment, .stack/env or testcontainers). */
@@ -31,10 +31,17 @@ export async function testAdmin(kafka: Kafka = testKafka()): Promise<Admin> {
   return admin;
 }
 
+/**
+ * Creates the topics and waits until every partition has a leader. Not kafkajs's createTopics wait: it
+ * gives up on the UNKNOWN_TOPIC_OR_PARTITION a loaded KRaft broker answers right after the creation (tests
+ * failed on it at set-up); the kit's waitForLeaders retries that answer, bounded (30 s, then it throws
+ * with the broker's last answer), so a topic that really does not come up still fails the test.
+ */
 export async function createTopics(admin: Admin, topics: string[], partitions = 1): Promise<void> {
-  await admin.createTopics({
-    topics: topics.map((topic) => ({ topic, numPartitions: partitions, replicationFactor: 1 })),
-  });
+  await createTopicsOnce(
+    admin,
+    topics.map((topic) => ({ topic, numPartitions: partitions, replicationFactor: 1 })),
+  );
   await waitForLeaders(admin, topics);
 }
 
