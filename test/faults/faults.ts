@@ -210,8 +210,8 @@ function podRunningAcross(scenario: Scenario, fromMs: number, toMs: number) {
 }
 
 /**
- * Replica 1 restarts with a customer map that moves one project to another customer, replica 0 follows
- * later. Until both run the new map (and for the backfill a restart re-publishes), a sample may carry either
+ * Replica 1 of both collectors restarts with a customer map that moves one project to another customer
+ * (one ConfigMap feeds both collectors), replica 0 follows later. Until both run the new map (and for the backfill a restart re-publishes), a sample may carry either
  * subject: those windows compare summed over the two, the others exactly, and nothing may go to a third.
  */
 const configRollout: Trial = {
@@ -228,15 +228,23 @@ const configRollout: Trial = {
     const newSubject = `${oldSubject}-rolled`;
     const customers = { ...scenario.customers, [pod.project]: newSubject };
     const env = { BACKFILL_MAX_MS: String(BACKFILL_MAX_MS), PROJECT_CUSTOMERS: JSON.stringify(customers) };
+    const rollOut = (index: number) =>
+      Promise.all(
+        ['runai-collector', 'bandwidth-collector'].map((service) =>
+          pipeline.restart(service, index, {
+            env: service === 'runai-collector' ? env : { PROJECT_CUSTOMERS: env.PROJECT_CUSTOMERS },
+          }),
+        ),
+      );
     await sleepUntil(first);
-    await pipeline.restart('runai-collector', 1, { env });
-    say(`  runai-collector[1] restarted mapping ${pod.project} to ${newSubject} (was ${oldSubject})`);
+    await rollOut(1);
+    say(`  collectors[1] restarted mapping ${pod.project} to ${newSubject} (was ${oldSubject})`);
     await sleepUntil(second);
-    await pipeline.restart('runai-collector', 0, { env });
-    say('  runai-collector[0] restarted with the new map');
+    await rollOut(0);
+    say('  collectors[0] restarted with the new map');
     const ambiguity: AmbiguousAttribution = {
       fromMs: first - BACKFILL_MAX_MS,
-      // Replica 0 published old-map samples up to the grid point before `second`.
+      // Replicas 0 published old-map samples up to the grid point before `second`.
       toMs: second + 2 * intervalMs,
       alternatives: [oldSubject, newSubject].map((subject) => ({
         subject,
