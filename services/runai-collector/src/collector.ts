@@ -20,6 +20,7 @@ export class RunaiCollector {
   private readonly planner: AllocationPlanner;
   private readonly ticker: GridTicker;
   private readonly warnedUnattributed = new Set<string>();
+  private readonly warnedInputs = new Set<string>();
 
   constructor(
     private readonly config: Config,
@@ -70,6 +71,24 @@ export class RunaiCollector {
         this.logger.warn(
           { pod: `${pod.namespace}/${pod.name}`, subject: pod.subject },
           'Run:ai pod has no project (label project, namespace runai-<project>, label runai/queue): billing the fallback subject',
+        );
+      }
+    }
+    for (const pod of plan.corrected) {
+      const count = plan.samples.filter((sample) => sample.podUid === pod.uid).length;
+      for (const issue of pod.inputIssues) {
+        this.metrics.untrustedInputs.inc({ input: issue.input, reason: issue.reason }, count);
+        const key = `${pod.uid}\u0000${issue.input}\u0000${issue.reason}`;
+        if (this.warnedInputs.has(key)) continue;
+        this.warnedInputs.add(key);
+        this.logger.warn(
+          {
+            pod: `${pod.namespace}/${pod.name}`,
+            input: issue.input,
+            reason: issue.reason,
+            detail: issue.detail,
+          },
+          'Run:ai pod input not billed as written (checked against container limits and node capacity)',
         );
       }
     }

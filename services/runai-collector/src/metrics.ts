@@ -32,6 +32,12 @@ export function collectorMetrics(registry: Registry, bufferSize: () => number) {
       help: 'Samples of pods with no project, billed to the fallback subject.',
       registers: [registry],
     }),
+    untrustedInputs: new Counter({
+      name: 'gpumeter_untrusted_inputs_total',
+      help: 'Samples of pods whose annotation or request was not billed as written (malformed, below the container limits, above the node capacity), by input and reason.',
+      labelNames: ['input', 'reason'],
+      registers: [registry],
+    }),
     watchErrors: new Counter({
       name: 'gpumeter_watch_errors_total',
       help: 'Kubernetes list/watch failures (the informer restarts after a back-off).',

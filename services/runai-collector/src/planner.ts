@@ -45,6 +45,8 @@ export interface Plan {
   readonly backfilled: number;
   /** Pods billed to the fallback subject in this plan (each once). */
   readonly unattributed: RunaiPod[];
+  /** Pods sampled in this plan with tenant-written inputs not billed as written (each once). */
+  readonly corrected: RunaiPod[];
 }
 
 /**
@@ -66,6 +68,7 @@ export class AllocationPlanner {
   plan(tracked: readonly TrackedPod[], nodes: ReadonlyMap<string, V1Node>, T: number): Plan {
     const samples: PodAllocationSample[] = [];
     const unattributed: RunaiPod[] = [];
+    const corrected: RunaiPod[] = [];
     let backfilled = 0;
     const seen = new Set<string>();
     for (const entry of tracked) {
@@ -81,9 +84,10 @@ export class AllocationPlanner {
         if (t < T) backfilled += 1;
       }
       if (points.length > 0 && !pod.attributed) unattributed.push(pod);
+      if (points.length > 0 && pod.inputIssues.length > 0) corrected.push(pod);
       this.lastPlanned.set(pod.uid, Math.max(T, last ?? T));
     }
     for (const uid of this.lastPlanned.keys()) if (!seen.has(uid)) this.lastPlanned.delete(uid);
-    return { samples, backfilled, unattributed };
+    return { samples, backfilled, unattributed, corrected };
   }
 }

@@ -199,6 +199,21 @@ describe('AllocationPlanner', () => {
  * the copies must reach one partition (one aggregator task) to be counted once, so their Kafka keys
  * must not depend on what the replicas disagree about.
  */
+describe('tenant-written inputs (issue 13 point 5)', () => {
+  it('bills the limit for runai-allocated-gpus="0" beside nvidia.com/gpu: 4, and reports the pod', () => {
+    const tenant = pod('cheap', T0);
+    tenant.metadata!.annotations!['runai-allocated-gpus'] = '0';
+    tenant.spec!.containers[0]!.resources!.limits = { 'nvidia.com/gpu': '4' };
+    const plan = new AllocationPlanner(I, 10 * I, attribution).plan(storeOf(tenant).all(), nodes, T0 + 2 * I);
+    expect(plan.samples.map((s) => s.gpus)).toEqual([4, 4]);
+    expect(plan.corrected.map((p) => [p.name, p.inputIssues.map((i) => i.reason)])).toEqual([
+      ['cheap', ['below-limit']],
+    ]);
+    const honest = new AllocationPlanner(I, 0, attribution).plan(storeOf(pod('ok', T0)).all(), nodes, T0 + I);
+    expect(honest.corrected).toEqual([]);
+  });
+});
+
 describe('copies of one pod sample from disagreeing replicas', () => {
   const replica = (customers: Record<string, string>, ...pods: V1Pod[]) =>
     new AllocationPlanner(I, 10_000, { ...attribution, projectCustomers: customers }).plan(

@@ -1,5 +1,5 @@
 import type { V1Container, V1Node, V1Pod } from '@kubernetes/client-node';
-import { parseBytes, parseQuantity } from './quantity.js';
+import { parseBytes, parseDecimal, parseQuantity, QuantityError } from './quantity.js';
 
 /**
  * What a Run:ai pod holds and who pays for it, read from the labels and annotations a real Run:ai cluster
@@ -61,6 +61,8 @@ export interface RunaiPod {
   readonly gpuGroup: string | undefined;
   /** undefined until the pod has started. */
   readonly span: RunningSpan | undefined;
+  /** Tenant-written inputs not billed as written, and why (empty for a consistent pod). */
+  readonly inputIssues: readonly InputIssue[];
 }
 
 export function isRunaiPod(pod: V1Pod): boolean {
@@ -141,39 +143,214 @@ interface GpuAllocation {
   migProfile: string | null;
 }
 
-function gpuAllocationOf(pod: V1Pod, node: V1Node | undefined): GpuAllocation {
+/**
+ * Why a tenant-written input was not billed as written (DESIGN.md §6.7). Container limits are enforced by the
+ * device plugin and node capacity by the kubelet; annotations are whatever the tenant wrote.
+ */
+export type InputIssueReason =
+  /** Not a plain decimal amount ("abc", "0x10", "1e17", " 1 "): the next source is billed instead. */
+  | 'malformed'
+  /** Less than the container limits hold: the limits are billed. */
+  | 'below-limit'
+  /** More MIG instances than the container limits hold: capped at them. */
+  | 'above-limit'
+  /** More than the node has: capped at the node. */
+  | 'above-node-capacity'
+  /** MIG annotations on a pod whose limits hold whole GPUs, or naming another GPU than the node's: ignored. */
+  | 'conflicts-with-limits'
+  /** Above what the limits alone bill, on a node that is not in the cache: billed, but unchecked. */
+  | 'node-capacity-unknown';
+
+export interface InputIssue {
+  /** The annotation, or `requests.cpu` / `requests.memory`. */
+  readonly input: string;
+  readonly reason: InputIssueReason;
+  /** What was written and what is billed instead, for the log line. */
+  readonly detail: string;
+}
+
+/** An annotation's amount, with where it came from. */
+interface Annotated {
+  readonly input: string;
+  readonly text: string;
+  readonly value: number;
+}
+
+/** The node's allocatable (else capacity) amount of a resource; undefined if it states none. */
+function nodeAmount(node: V1Node | undefined, resource: string): number | undefined {
+  for (const amounts of [node?.status?.allocatable, node?.status?.capacity]) {
+    const text = amounts?.[resource];
+    if (text === undefined) continue;
+    const value = quantityOrUndefined(text);
+    if (value !== undefined && value >= 0) return value;
+  }
+  return undefined;
+}
+
+/** A node whose status lists its resources: a resource missing there is one it does not have. */
+function statesResources(node: V1Node | undefined): boolean {
+  return node?.status?.allocatable !== undefined || node?.status?.capacity !== undefined;
+}
+
+/**
+ * GPUs a pod on this node can hold: the device plugin's allocatable (else capacity) nvidia.com/gpu, else GPU
+ * feature discovery's nvidia.com/gpu.count label; 0 for a node that lists its resources without GPUs;
+ * undefined when nothing is known (no node).
+ */
+export function nodeGpuCapacity(node: V1Node | undefined): number | undefined {
+  return (
+    nodeAmount(node, 'nvidia.com/gpu') ??
+    parseDecimal(node?.metadata?.labels?.['nvidia.com/gpu.count'] ?? '') ??
+    (statesResources(node) ? 0 : undefined)
+  );
+}
+
+/** Physical GPUs on the node, MIG-partitioned ones included (allocatable nvidia.com/gpu leaves those out). */
+function nodeGpuDevices(node: V1Node | undefined): number | undefined {
+  const counted = parseDecimal(node?.metadata?.labels?.['nvidia.com/gpu.count'] ?? '');
+  const allocatable = nodeGpuCapacity(node);
+  return counted === undefined ? allocatable : Math.max(counted, allocatable ?? 0);
+}
+
+function quote(text: string): string {
+  return JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text);
+}
+
+/** The first of `inputs` holding a plain decimal amount; each malformed one before it is reported. */
+function annotatedAmount(
+  annotations: Readonly<Record<string, string>>,
+  inputs: readonly string[],
+  issues: InputIssue[],
+): Annotated | undefined {
+  for (const input of inputs) {
+    const text = annotations[input];
+    if (text === undefined || text === '') continue;
+    const value = parseDecimal(text);
+    if (value !== undefined) return { input, text, value };
+    issues.push({ input, reason: 'malformed', detail: `${quote(text)} is not a decimal amount` });
+  }
+  return undefined;
+}
+
+/**
+ * `value` (from annotation `from`) held between what the limits bill (`floor`) and the node (`ceiling`).
+ * Unknown ceiling: kept, but reported when above the floor, as nothing the tenant cannot write vouches for it.
+ */
+function bounded(
+  from: Annotated,
+  value: number,
+  floor: number,
+  ceiling: number | undefined,
+  issues: InputIssue[],
+  overCeiling: InputIssueReason = 'above-node-capacity',
+): number {
+  let billed = value;
+  if (billed < floor) {
+    issues.push({
+      input: from.input,
+      reason: 'below-limit',
+      detail: `${quote(from.text)}: the limits' ${floor} is billed`,
+    });
+    billed = floor;
+  }
+  if (ceiling !== undefined && billed > ceiling) {
+    issues.push({
+      input: from.input,
+      reason: overCeiling,
+      detail: `${quote(from.text)}: capped at ${ceiling}`,
+    });
+    billed = ceiling;
+  } else if (ceiling === undefined && billed > floor) {
+    issues.push({
+      input: from.input,
+      reason: 'node-capacity-unknown',
+      detail: `${quote(from.text)}: the node's capacity is unknown, billed unchecked`,
+    });
+  }
+  return billed;
+}
+
+function gpuAllocationOf(pod: V1Pod, node: V1Node | undefined, issues: InputIssue[]): GpuAllocation {
   const annotations = pod.metadata?.annotations ?? {};
   const nodeLabels = node?.metadata?.labels ?? {};
   const nodeGpuType = nodeLabels['nvidia.com/gpu.product'] ?? '';
-  const explicitMemoryBytes = bytesOfMib(
-    numberOr(annotations['runai-allocated-gpu-memory'] ?? annotations['gpu-memory']),
-  );
+  const limits = containerLimitTotals(pod);
+  const devices = nodeGpuDevices(node);
+  const deviceBytes = bytesOfMib(parseDecimal(nodeLabels['nvidia.com/gpu.memory'] ?? ''));
+  // All the GPU memory the node has; 0 on a node without GPUs whatever its labels say.
+  const nodeMemoryBytes =
+    devices === 0
+      ? 0
+      : deviceBytes === undefined || devices === undefined
+        ? undefined
+        : Math.min(deviceBytes * devices, Number.MAX_SAFE_INTEGER);
+  const memory = annotatedAmount(annotations, ['runai-allocated-gpu-memory', 'gpu-memory'], issues);
+  const memoryBytes = (floor: number): number | undefined => {
+    if (!memory) return undefined;
+    // An amount no Avro long holds is over any node's memory.
+    const bytes = bytesOfMib(memory.value) ?? Number.MAX_SAFE_INTEGER;
+    return bounded(memory, bytes, floor, nodeMemoryBytes, issues);
+  };
 
-  const migCount = numberOr(annotations['runai-allocated-mig-gpus']);
+  const migText = annotations['runai-allocated-mig-gpus'];
   const mig = migDeviceOf(pod);
-  if (migCount !== undefined || mig !== undefined) {
-    const limits = containerLimitTotals(pod);
+  const migAnnotated = (migText !== undefined && migText !== '') || mig !== undefined;
+  if (migAnnotated && limits.gpus !== undefined && limits.gpus > 0) {
+    // Whole GPUs the device plugin handed out are a fact; MIG annotations beside them would lower the bill.
+    for (const input of ['runai-allocated-mig-gpus', 'runai-mig-device'])
+      if (annotations[input] !== undefined && annotations[input] !== '')
+        issues.push({
+          input,
+          reason: 'conflicts-with-limits',
+          detail: `ignored: the container limits hold ${limits.gpus} whole GPUs`,
+        });
+  } else if (migAnnotated) {
+    const count = annotatedAmount(annotations, ['runai-allocated-mig-gpus'], issues);
+    // Each MIG instance is at most one GPU: the instances the limits hold, else the node's GPUs, bound it.
+    const ceiling = limits.migSlices ?? devices;
+    const overCeiling = limits.migSlices === undefined ? 'above-node-capacity' : 'above-limit';
+    const gpus = count
+      ? bounded(count, count.value, 0, ceiling, issues, overCeiling)
+      : Math.min(limits.migSlices ?? 1, devices ?? Infinity);
+    let gpuType = nodeGpuType;
+    if (mig?.gpuType !== undefined) {
+      if (nodeGpuType === '' || mig.gpuType.startsWith(nodeGpuType)) gpuType = mig.gpuType;
+      else
+        issues.push({
+          input: 'runai-mig-device',
+          reason: 'conflicts-with-limits',
+          detail: `gputype ${quote(mig.gpuType)} is not a ${nodeGpuType}: the node's type is billed`,
+        });
+    }
     return {
-      gpus: migCount ?? limits.migSlices ?? 1,
-      gpuMemoryBytes: explicitMemoryBytes ?? 0,
-      gpuType: mig?.gpuType ?? nodeGpuType,
+      gpus,
+      gpuMemoryBytes: memoryBytes(0) ?? 0,
+      gpuType,
       migProfile: mig?.profile ?? limits.migProfile ?? null,
     };
   }
 
-  const fraction = numberOr(annotations['runai-allocated-gpus'] ?? annotations['gpu-fraction']);
-  const limits = containerLimitTotals(pod);
-  const gpus = fraction ?? limits.gpus ?? limits.migSlices ?? 0;
-  const migProfile = fraction === undefined && limits.gpus === undefined ? (limits.migProfile ?? null) : null;
-  let gpuMemoryBytes = 0;
-  if (explicitMemoryBytes !== undefined) gpuMemoryBytes = explicitMemoryBytes;
-  else if (migProfile === null && Number.isInteger(gpus) && gpus > 0) {
-    // Whole GPUs hold the whole device memory when GPU feature discovery tells it.
-    const deviceBytes = bytesOfMib(numberOr(nodeLabels['nvidia.com/gpu.memory']));
-    if (deviceBytes !== undefined && Number.isSafeInteger(deviceBytes * gpus))
-      gpuMemoryBytes = deviceBytes * gpus;
+  const fraction = annotatedAmount(annotations, ['runai-allocated-gpus', 'gpu-fraction'], issues);
+  const limitGpus = limits.gpus ?? 0;
+  const capacity = nodeGpuCapacity(node);
+  let gpus: number;
+  let migProfile: string | null = null;
+  if (fraction) gpus = bounded(fraction, fraction.value, limitGpus, capacity, issues);
+  else {
+    gpus = limits.gpus ?? limits.migSlices ?? 0;
+    if (limits.gpus === undefined) migProfile = limits.migProfile ?? null;
   }
+  // Whole GPUs hold the whole device memory when GPU feature discovery tells it.
+  const whole = (count: number) =>
+    migProfile === null && Number.isInteger(count) && count > 0 && deviceBytes !== undefined
+      ? safeOrZero(deviceBytes * count)
+      : 0;
+  const gpuMemoryBytes = memoryBytes(whole(limitGpus)) ?? whole(gpus);
   return { gpus, gpuMemoryBytes, gpuType: gpus > 0 ? nodeGpuType : '', migProfile };
+}
+
+function safeOrZero(bytes: number): number {
+  return Number.isSafeInteger(bytes) ? bytes : 0;
 }
 
 interface LimitTotals {
@@ -197,6 +374,23 @@ function containerLimitTotals(pod: V1Pod): LimitTotals {
     }
   }
   return { gpus, migSlices, migProfile };
+}
+
+/** A pod cannot hold more than its node has: the kubelet refuses it. Reported, as only a bad object says so. */
+function cappedRequest(
+  resource: 'cpu' | 'memory',
+  value: number,
+  node: V1Node | undefined,
+  issues: InputIssue[],
+): number {
+  const ceiling = nodeAmount(node, resource);
+  if (ceiling === undefined || value <= ceiling) return value;
+  issues.push({
+    input: `requests.${resource}`,
+    reason: 'above-node-capacity',
+    detail: `${value} is more than the node's ${ceiling}: capped`,
+  });
+  return resource === 'memory' ? Math.ceil(ceiling) : ceiling;
 }
 
 /**
@@ -244,7 +438,10 @@ export function describeRunaiPod(pod: V1Pod, node: V1Node | undefined, attributi
   const labels = metadata.labels ?? {};
   const annotations = metadata.annotations ?? {};
   const project = projectOf(pod);
-  const gpu = gpuAllocationOf(pod, node);
+  const inputIssues: InputIssue[] = [];
+  const gpu = gpuAllocationOf(pod, node, inputIssues);
+  const cpuCores = cappedRequest('cpu', requestOf(pod, 'cpu', parseQuantity), node, inputIssues);
+  const memoryBytes = cappedRequest('memory', requestOf(pod, 'memory', parseBytes), node, inputIssues);
   return {
     uid: metadata.uid ?? '',
     name: metadata.name ?? '',
@@ -264,10 +461,11 @@ export function describeRunaiPod(pod: V1Pod, node: V1Node | undefined, attributi
     user: annotations.user ?? '',
     workloadId: annotations.workloadId ?? '',
     ...gpu,
-    cpuCores: requestOf(pod, 'cpu', parseQuantity),
-    memoryBytes: requestOf(pod, 'memory', parseBytes),
+    cpuCores,
+    memoryBytes,
     gpuGroup: nonEmpty(labels['runai-gpu-group']),
     span: runningSpanOf(pod),
+    inputIssues,
   };
 }
 
@@ -284,11 +482,14 @@ function bytesOfMib(mib: number | undefined): number | undefined {
   return bytes !== undefined && Number.isSafeInteger(bytes) ? bytes : undefined;
 }
 
-/** An annotation's amount; a negative one (a hand edit, a bug) is as unusable as "abc". */
-function numberOr(text: string | undefined): number | undefined {
-  if (text === undefined || text.trim() === '') return undefined;
-  const value = Number(text);
-  return Number.isFinite(value) && value >= 0 ? value : undefined;
+/** A node's resource amount; a malformed one states nothing. */
+function quantityOrUndefined(text: string): number | undefined {
+  try {
+    return parseQuantity(text);
+  } catch (error) {
+    if (error instanceof QuantityError) return undefined;
+    throw error;
+  }
 }
 
 function nonEmpty(text: string | undefined): string | undefined {

@@ -61,3 +61,16 @@ function scaleDecimal(number: string, exponent: number): number {
 export function parseBytes(text: string | number): number {
   return Math.ceil(parseQuantity(text));
 }
+
+/**
+ * An amount a tenant writes in an annotation (`runai-allocated-gpus: "0.5"`, `gpu-memory: "40960"`): plain
+ * decimal digits with an optional fraction, nothing else. Number() would take "0x10" as 16, "1e17",
+ * " 1 " and "Infinity"; Run:ai never writes those, so such text is no amount. undefined when it is none.
+ */
+const DECIMAL_AMOUNT = /^\d+(?:\.\d+)?$/;
+
+export function parseDecimal(text: string): number | undefined {
+  if (!DECIMAL_AMOUNT.test(text)) return undefined;
+  const value = Number(text);
+  return Number.isFinite(value) ? value : undefined;
+}

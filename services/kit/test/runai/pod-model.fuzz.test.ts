@@ -274,6 +274,16 @@ describe('describeRunaiPod under mutated pods and nodes', () => {
     for (const pod of realPods) expectValid(describeRunaiPod(pod, realNodes.at(-1), fixtureAttribution));
   });
 
+  it('finds nothing to correct in the pods the simulator serves on their own nodes', () => {
+    const nodes = new Map(realNodes.map((node) => [node.metadata?.name ?? '', node]));
+    const placed = realPods.slice(3).filter((pod) => nodes.has(pod.spec?.nodeName ?? ''));
+    expect(placed.length).toBeGreaterThan(5);
+    for (const pod of placed)
+      expect(describeRunaiPod(pod, nodes.get(pod.spec!.nodeName!), fixtureAttribution).inputIssues).toEqual(
+        [],
+      );
+  });
+
   it('returns finite non-negative amounts and string dimensions, or throws QuantityError', () => {
     fuzz(
       fc.property(pods(), nodeOrNone(), attributions, (pod, node, attribution) => {

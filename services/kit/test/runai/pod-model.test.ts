@@ -37,6 +37,7 @@ describe('describeRunaiPod', () => {
       memoryBytes: 32 * 2 ** 30 + 512 * MIB,
       gpuGroup: undefined,
       span: { startMs: Date.parse('2026-11-29T10:00:05Z'), endMs: null },
+      inputIssues: [],
     });
   });
 
