@@ -7,14 +7,16 @@ import {
   type Attribution,
   type BandwidthSample,
   type Logger,
+  type TrackedPod,
 } from '@gpu-meter/kit';
 import { ClusterCache } from '@gpu-meter/kit/kubernetes';
 import { PodIndex, attributeDevice, candidateHolders } from './attribution.js';
 import type { Config } from './config.js';
-import { parseDcgm, type DeviceReading } from './dcgm.js';
+import { parseDcgm, type DeviceReading, type PodRef } from './dcgm.js';
 import { NamedHolders } from './named-holders.js';
 import type { CollectorMetrics } from './metrics.js';
-import { parseSelector, scrapeTargets } from './targets.js';
+import { ResponseTooLargeError, readCapped } from './scrape.js';
+import { ownNodeReadings, parseSelector, scrapeTargets, type ScrapeTarget } from './targets.js';
 
 /**
  * Binds informers (pods for the reservation join, tenants and exporter discovery; nodes for GPU types),
@@ -82,9 +84,28 @@ export class BandwidthCollector {
         ? tracked.filter((e) => e.deletedAtMs === undefined).map((e) => e.pod)
         : undefined,
       this.selector,
+      this.config.dcgmExporterNamespace,
     );
     this.metrics.targets.set(targets.length);
-    const readings = (await Promise.all(targets.map((url) => this.scrape(url)))).flat();
+    const scraped = await Promise.all(targets.map((target) => this.scrape(target)));
+    const nodeOfPod = podNodes(tracked);
+    const readings = scraped.flatMap((devices, k) => {
+      const own = ownNodeReadings(devices, targets[k]!.nodeName, nodeOfPod);
+      if (own.foreignNode + own.foreignPod > 0) {
+        this.metrics.rejectedReadings.inc({ reason: 'foreign_node' }, own.foreignNode);
+        this.metrics.rejectedReadings.inc({ reason: 'foreign_pod' }, own.foreignPod);
+        this.logger.warn(
+          {
+            url: targets[k]!.url,
+            node: targets[k]!.nodeName,
+            foreignNode: own.foreignNode,
+            foreignPod: own.foreignPod,
+          },
+          "exporter reported GPUs or pods of another node: ignored (readings count only for the exporter's node)",
+        );
+      }
+      return own.devices;
+    });
     const index = new PodIndex(tracked);
     const samples: BandwidthSample[] = [];
     for (const reading of readings) {
@@ -109,16 +130,16 @@ export class BandwidthCollector {
     );
   }
 
-  private async scrape(url: string): Promise<DeviceReading[]> {
+  private async scrape({ url }: ScrapeTarget): Promise<DeviceReading[]> {
     try {
       const response = await fetch(url, { signal: AbortSignal.timeout(this.config.scrapeTimeoutMs) });
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      const { devices, skipped } = parseDcgm(await response.text());
+      const { devices, skipped } = parseDcgm(await readCapped(response, this.config.dcgmMaxResponseBytes));
       this.metrics.scrapes.inc({ result: 'ok' });
       this.metrics.skippedSeries.inc(skipped);
       return devices;
     } catch (error) {
-      this.metrics.scrapes.inc({ result: 'error' });
+      this.metrics.scrapes.inc({ result: error instanceof ResponseTooLargeError ? 'too_large' : 'error' });
       this.logger.warn(
         { url, err: errorMessage(error) },
         'scrape failed: this interval of its GPUs is not billed',
@@ -131,4 +152,14 @@ export class BandwidthCollector {
     await this.ticker.stop();
     await this.cluster.stop();
   }
+}
+
+/** namespace/name → the node a tracked pod is bound to (the last one seen under that name). */
+function podNodes(tracked: readonly TrackedPod[]): (ref: PodRef) => string | undefined {
+  const nodes = new Map<string, string>();
+  for (const { pod } of tracked) {
+    const node = pod.spec?.nodeName;
+    if (node) nodes.set(`${pod.metadata?.namespace ?? ''}/${pod.metadata?.name ?? ''}`, node);
+  }
+  return (ref) => nodes.get(`${ref.namespace}/${ref.name}`);
 }

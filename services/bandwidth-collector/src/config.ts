@@ -51,6 +51,16 @@ export const configSpec = {
     schemas.nonEmpty('app=nvidia-dcgm-exporter'),
     'Label selector of exporter pods (k=v, k!=v, comma = and).',
   ),
+  dcgmExporterNamespace: env(
+    'DCGM_EXPORTER_NAMESPACE',
+    schemas.nonEmpty('gpu-operator'),
+    "Namespace of the exporter pods discovery scrapes (the GPU operator's). Pods matching the selector elsewhere are ignored: any tenant can label a pod; each discovered exporter's readings count only for the node it runs on.",
+  ),
+  dcgmMaxResponseBytes: env(
+    'DCGM_MAX_RESPONSE_BYTES',
+    schemas.int(16 * 2 ** 20, 1024),
+    'Largest exporter page read; a larger one is abandoned unparsed (counted as scrapes{result="too_large"}, logged).',
+  ),
   projectDepartments: env('PROJECT_DEPARTMENTS', schemas.stringMap(), 'JSON map project -> department.'),
   projectCustomers: env('PROJECT_CUSTOMERS', schemas.stringMap(), 'JSON map project -> billing customer.'),
   fallbackSubject: env(

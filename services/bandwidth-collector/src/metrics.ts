@@ -22,7 +22,12 @@ export function collectorMetrics(registry: Registry, bufferSize: () => number) {
       'gpumeter_unattributed_samples_total',
       'Samples of pods with no project, billed to the fallback subject.',
     ),
-    scrapes: counter('gpumeter_scrapes_total', 'DCGM exporter scrapes.', ['result']),
+    scrapes: counter('gpumeter_scrapes_total', 'DCGM exporter scrapes (ok, error, too_large).', ['result']),
+    rejectedReadings: counter(
+      'gpumeter_rejected_readings_total',
+      "Exporter readings not taken as given: a GPU of another node (foreign_node, dropped) or a pod mapping to another node's pod (foreign_pod, mapping dropped).",
+      ['reason'],
+    ),
     skippedSeries: counter(
       'gpumeter_skipped_series_total',
       'DCGM series without UUID or with a non-numeric value.',

@@ -5,7 +5,10 @@ import { exporterUrl, parseSelector, scrapeTargets } from '../src/targets.js';
 
 const exporter = (name: string, annotations: Record<string, string>, ip = '10.0.0.7'): V1Pod => ({
   metadata: { name, namespace: 'gpu-operator', labels: { app: 'nvidia-dcgm-exporter' }, annotations },
-  spec: { containers: [{ name: 'dcgm', ports: [{ name: 'metrics', containerPort: 9500 }] }] },
+  spec: {
+    nodeName: 'node-a',
+    containers: [{ name: 'dcgm', ports: [{ name: 'metrics', containerPort: 9500 }] }],
+  },
   status: { phase: 'Running', podIP: ip },
 });
 
@@ -27,10 +30,14 @@ describe('exporter discovery', () => {
       ['http://static:9400/metrics'],
       [exporter('a', {}), other, pending],
       parseSelector('app=nvidia-dcgm-exporter'),
+      'gpu-operator',
     );
-    expect(targets).toEqual(['http://10.0.0.7:9500/metrics', 'http://static:9400/metrics']);
-    expect(scrapeTargets(['http://static:9400/metrics'], undefined, [])).toEqual([
-      'http://static:9400/metrics',
+    expect(targets).toEqual([
+      { url: 'http://10.0.0.7:9500/metrics', nodeName: 'node-a' },
+      { url: 'http://static:9400/metrics', nodeName: undefined },
+    ]);
+    expect(scrapeTargets(['http://static:9400/metrics'], undefined, [], 'gpu-operator')).toEqual([
+      { url: 'http://static:9400/metrics', nodeName: undefined },
     ]);
   });
 
