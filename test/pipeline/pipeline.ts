@@ -227,6 +227,11 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
         await Promise.all(services[service].map((process) => process.waitForLog(/aggregator ready/, 90_000)));
       }
     }
+    // DCGM gauges have no history: a bandwidth collector ready after the first grid point never bills it.
+    const collectors = [...services['runai-collector']!, ...services['bandwidth-collector']!];
+    await Promise.all(collectors.map((process) => process.waitForLog(/collector ready/, 90_000)));
+    if (Date.now() > startMs)
+      log(`pipeline ${runId}: WARNING collectors ready ${Date.now() - startMs} ms after the scenario start`);
   } catch (error) {
     // A pipeline that failed to start leaves nothing running behind it (the next trial's would compete).
     await stopServices();
