@@ -121,7 +121,7 @@ export const aggregatorConfigSpec = {
         (value) => value === undefined || /^[1-9]\d*$/.test(value.trim()),
         'must be a positive integer',
       ),
-    "Aggregation tasks (default = TOPIC_PARTITIONS); fixed for a deployment's life. Task p owns partitions q ≡ p (mod TASKS) of both raw topics, whose partition counts must be multiples of it: a pod's or GPU's samples then stay in one task when the topics are expanded to another multiple. Run up to TASKS aggregator instances.",
+    "Aggregation tasks; fixed for a deployment's life (every committed offset records it). Unset: the value the consumer group committed with, or for a new group the greatest common divisor of the raw topics' partition counts. Task p owns partitions q ≡ p (mod TASKS) of both raw topics, whose counts must be multiples of it: a pod's or GPU's samples then stay in one task when the topics are expanded to another multiple. Run up to TASKS aggregator instances.",
   ),
   topicReplicationFactor: env(
     'TOPIC_REPLICATION_FACTOR',
@@ -132,8 +132,12 @@ export const aggregatorConfigSpec = {
 
 export type AggregatorConfig = Omit<ConfigOf<typeof aggregatorConfigSpec>, 'idleAdvanceMs' | 'tasks'> & {
   idleAdvanceMs: number;
-  tasks: number;
+  /** TASKS as configured; the running value is decided at start-up (startup.ts `decideTasks`). */
+  tasks: number | undefined;
 };
+
+/** The configuration once start-up decided the task count. */
+export type RunningConfig = AggregatorConfig & { readonly tasks: number };
 
 /**
  * The silence between contacts with Kafka after which every input's quiet time starts again
@@ -158,12 +162,12 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     'SAMPLING_INTERVAL_MS',
     `must divide WINDOW_MS ${raw.windowMs} (each window then holds whole sampling intervals)`,
   );
-  const tasks = raw.tasks === undefined ? raw.topicPartitions : Number(raw.tasks);
+  const tasks = raw.tasks === undefined ? undefined : Number(raw.tasks);
   return Object.freeze({ ...raw, idleAdvanceMs: idle, tasks });
 }
 
 /** What the driver worker needs of the configuration. */
-export function driverSettings(config: AggregatorConfig): DriverSettings {
+export function driverSettings(config: RunningConfig): DriverSettings {
   return {
     podAllocationsTopic: config.podAllocationsTopic,
     bandwidthSamplesTopic: config.bandwidthSamplesTopic,

@@ -16,7 +16,7 @@ import {
   type PodAllocationSample,
   type UsageEvent,
 } from '@gpu-meter/kit';
-import { driverSettings, loadConfig } from './config.js';
+import { driverSettings, loadConfig, type RunningConfig } from './config.js';
 import { createAggregatorMetrics } from './metrics.js';
 import { RemoteDriver } from './remote-driver.js';
 import { AggregatorService } from './service.js';
@@ -49,13 +49,15 @@ async function main(): Promise<void> {
     shutdown.register('admin', () => admin.disconnect());
     // Retriable failures are retried (not ready meanwhile); raw topics that are not co-partitioned are a
     // ConfigError naming the variable, and stop the start-up.
-    const partitions = await startup.step(
+    const tasks = await startup.step(
       `topics ${config.podAllocationsTopic}, ${config.bandwidthSamplesTopic}, ${config.usageEventsTopic}`,
       async () => {
         await admin.connect();
         return prepareTopics(admin, config, log);
       },
     );
+
+    const running: RunningConfig = Object.freeze({ ...config, tasks });
 
     const schemaRegistry = createSchemaRegistry(config);
     const serdes = [
@@ -84,7 +86,7 @@ async function main(): Promise<void> {
 
     const driver = new RemoteDriver(
       {
-        settings: driverSettings(config),
+        settings: driverSettings(running),
         registry: {
           schemaRegistryUrl: config.schemaRegistryUrl,
           schemaRegistryUsername: config.schemaRegistryUsername,
@@ -99,7 +101,7 @@ async function main(): Promise<void> {
     );
     shutdown.register('driver worker', () => driver.close());
     const aggregator = new AggregatorService(
-      config,
+      running,
       kafka,
       admin,
       driver,
@@ -122,7 +124,7 @@ async function main(): Promise<void> {
     );
     shutdown.register('aggregator', () => aggregator.stop());
     startup.finish();
-    log.info({ partitions, ops: address, group: config.consumerGroupId }, 'aggregator started');
+    log.info({ tasks, ops: address, group: config.consumerGroupId }, 'aggregator started');
   } catch (error) {
     exitOnStartupError(logger, error);
   }

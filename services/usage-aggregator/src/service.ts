@@ -10,7 +10,7 @@ import {
 } from '@gpu-meter/kit';
 import type { Admin, Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
 import { taskAssigner } from './assigner.js';
-import type { AggregatorConfig } from './config.js';
+import type { RunningConfig } from './config.js';
 import { packValues } from './batch-transfer.js';
 import { taskOf, type Committed, type Step, type TaskInput } from './driver.js';
 import type { DriverReply, TaskGauges } from './driver-protocol.js';
@@ -81,7 +81,7 @@ export class AggregatorService {
   ready = false;
 
   constructor(
-    private readonly config: AggregatorConfig,
+    private readonly config: RunningConfig,
     private readonly kafka: Kafka,
     private readonly admin: Admin,
     private readonly driver: RemoteDriver,

@@ -36,7 +36,7 @@ const gpuSeconds = (events: Array<{ gpuAllocationSeconds: number }>) =>
 
 describe('case 1: a collector restart longer than grace is billed (defaults)', () => {
   it('bills every backfilled grid point of a 3-minute runai-collector outage with the default config', () => {
-    const settings = driverSettings(loadConfig(minimal));
+    const settings = driverSettings({ ...loadConfig(minimal), tasks: 2 });
     const interval = settings.samplingIntervalMs;
     const d = new AggregatorDriver({ ...settings, podAllocationsTopic: POD, bandwidthSamplesTopic: BW });
     d.assign(0, pair(0, nothing, nothing), 0);
@@ -150,7 +150,11 @@ describe('case 6: late duplicates are recognised for at least 24 hours (defaults
   it('bills a duplicate that arrives an hour after its window closed once, in correction mode', () => {
     const config = loadConfig(minimal);
     expect(config.latePolicy).toBe('correction');
-    const settings = { ...driverSettings(config), podAllocationsTopic: POD, bandwidthSamplesTopic: BW };
+    const settings = {
+      ...driverSettings({ ...config, tasks: 2 }),
+      podAllocationsTopic: POD,
+      bandwidthSamplesTopic: BW,
+    };
     const interval = settings.samplingIntervalMs;
     const d = new AggregatorDriver(settings);
     d.assign(0, pair(0, nothing, nothing), -settings.idleAdvanceMs);

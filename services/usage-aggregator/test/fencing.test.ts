@@ -3,9 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { isFencedError } from '../src/fencing.js';
 
 // As kafkajs builds them: a protocol error from the broker's code, wrapped by its retrier with the cause.
+// kafkajs's typings name only the message; its constructors take the broker error's fields and a cause.
 const protocol = (type: string, code: number, message = `${type} (${code})`) =>
-  new KafkaJSProtocolError({ type, code, message, retriable: false });
-const bailed = (e: Error) => new KafkaJSNonRetriableError(e, { cause: e });
+  new KafkaJSProtocolError({ type, code, message, retriable: false } as unknown as Error);
+const bailed = (e: Error) =>
+  new (KafkaJSNonRetriableError as unknown as new (e: Error, o: { cause: Error }) => Error)(e, { cause: e });
 
 describe('fencing', () => {
   it('recognises a newer owner of the transactional id, also behind kafkajs retry wrappers', () => {

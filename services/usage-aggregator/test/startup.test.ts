@@ -2,7 +2,8 @@ import { ConfigError } from '@gpu-meter/kit';
 import { describe, expect, it } from 'vitest';
 import { taskAssignment } from '../src/assigner.js';
 import { contactGapMs, loadConfig } from '../src/config.js';
-import { checkPartitions } from '../src/startup.js';
+import { decideTasks } from '../src/startup.js';
+import { encodeOffsetMetadata } from '../src/offset-metadata.js';
 
 const minimal = { KAFKA_BROKERS: 'k:9092', SCHEMA_REGISTRY_URL: 'http://r:8081' };
 
@@ -36,22 +37,38 @@ describe('config', () => {
 });
 
 describe('tasks and partitions', () => {
-  it('needs each raw topic to have a multiple of TASKS partitions (default TOPIC_PARTITIONS), naming TASKS', () => {
+  it('decides the task count: TASKS, else what the group committed, else the gcd of the partition counts', () => {
     const c = loadConfig(minimal);
-    expect(c.tasks).toBe(6);
-    const counts = new Map([
-      [c.podAllocationsTopic, 12],
-      [c.bandwidthSamplesTopic, 3],
-    ]);
-    expect(() => checkPartitions(c, counts)).toThrow(
-      /TASKS: is 6, but gpu.bandwidth-samples.v1 has 3 partitions/,
+    const counts = (pods: number, bandwidth: number) =>
+      new Map([
+        [c.podAllocationsTopic, pods],
+        [c.bandwidthSamplesTopic, bandwidth],
+      ]);
+    const committedWith = (tasks: number | undefined) => [
+      {
+        topic: c.podAllocationsTopic,
+        partition: 0,
+        metadata: encodeOffsetMetadata({ wm: 1, closed: 1, through: 1, ...(tasks ? { tasks } : {}) }),
+      },
+    ];
+    expect(c.tasks).toBeUndefined();
+    expect(decideTasks(c, counts(12, 6), [])).toBe(6); // a new group: gcd
+    expect(decideTasks(c, counts(12, 12), committedWith(6))).toBe(6); // expanded after committing with 6
+    expect(decideTasks(c, counts(4, 4), committedWith(undefined))).toBe(4); // an older release: one per partition
+    expect(decideTasks({ ...c, tasks: 3 }, counts(12, 6), [])).toBe(3);
+    expect(() => decideTasks({ ...c, tasks: 3 }, counts(12, 12), committedWith(6))).toThrow(
+      /TASKS: is 3, but the group committed with 6 tasks/,
     );
-    counts.set(c.bandwidthSamplesTopic, 6);
-    expect(checkPartitions(c, counts)).toBe(6); // 12 and 6: both multiples
-    expect(() => checkPartitions(c, new Map([[c.podAllocationsTopic, 6]]))).toThrow(
+    expect(() => decideTasks(c, counts(9, 9), committedWith(6))).toThrow(
+      /TASKS: is 6, but runai.pod-allocations.v1 has 9 partitions/,
+    );
+    expect(() => decideTasks(c, new Map([[c.podAllocationsTopic, 6]]), [])).toThrow(
       /BANDWIDTH_SAMPLES_TOPIC/,
     );
-    expect(loadConfig({ ...minimal, TASKS: '3', TOPIC_PARTITIONS: '12' }).tasks).toBe(3);
+    expect(() => decideTasks(c, counts(6, 6), [...committedWith(6), ...committedWith(3)])).toThrow(
+      /disagree/,
+    );
+    expect(loadConfig({ ...minimal, TASKS: '3' }).tasks).toBe(3);
     expect(() => loadConfig({ ...minimal, TASKS: '0' })).toThrow(/TASKS/);
   });
 
