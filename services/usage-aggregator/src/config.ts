@@ -24,7 +24,7 @@ export const aggregatorConfigSpec = {
   bandwidthSamplesTopic: env(
     'BANDWIDTH_SAMPLES_TOPIC',
     schemas.nonEmpty(DEFAULT_TOPICS.bandwidthSamples),
-    'Input: GPU bandwidth samples (same partition count as the pod allocations topic).',
+    'Input: GPU bandwidth samples (a multiple of TASKS partitions, like the pod allocations topic).',
   ),
   usageEventsTopic: env(
     'USAGE_EVENTS_TOPIC',
