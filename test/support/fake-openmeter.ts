@@ -8,8 +8,12 @@ import type { AddressInfo } from 'node:net';
  *   an object, else 400 with an RFC 9457 problem+json body naming the bad event; the whole request is
  *   refused (nothing of it is recorded);
  * - a Bearer token, when configured (else 401);
- * - deduplication on (source, id): a resent event is accepted again but recorded once;
+ * - deduplication on (source, id) as OpenMeter configures it (`dedupe`): `off` by default, as a self-hosted
+ *   OpenMeter ships, so a resend is billed again; `lru:N` keeps the last N keys (the memory driver, 128 by
+ *   default); `ttl:MS` keeps each key MS from its first arrival (the Redis driver, 24 h by default);
  * - 204 No Content on success.
+ * Every request is kept raw (`rawRequests`: status and the events it carried), so a test can count what the
+ * receiver really got, e.g. an event id accepted twice, whatever the dedupe mode hides.
  * Faults can be scripted for chosen requests (a queue, one entry per request): 429 (with Retry-After), 500,
  * 400, hanging until the client gives up, or 'pass' to serve one normally.
  */
@@ -38,6 +42,57 @@ export interface RequestLog {
   events: number;
 }
 
+/** A request as it arrived: its answer and the events its body carried (parsed, even when refused). */
+export interface RawRequest extends RequestLog {
+  body: CloudEventLike[];
+}
+
+/** OpenMeter's ingest deduplication: none, the memory driver (last N keys), or Redis (keys kept MS). */
+export type DedupeMode = 'off' | `lru:${number}` | `ttl:${number}`;
+
+/** Parses `off`, `lru:N` or `ttl:MS`; throws on anything else. */
+export function parseDedupeMode(mode: string): DedupeMode {
+  if (mode === 'off') return mode;
+  const match = /^(lru|ttl):(\d+)$/.exec(mode);
+  if (!match || Number(match[2]) < 1) throw new Error(`dedupe mode ${mode}: expected off, lru:N or ttl:MS`);
+  return mode as DedupeMode;
+}
+
+/** Keys seen, as one dedupe mode remembers them. */
+class Deduplicator {
+  private readonly keys = new Map<string, number>();
+
+  constructor(
+    private readonly mode: DedupeMode,
+    private readonly now: () => number,
+  ) {}
+
+  /** True when `key` counts as new (and remembers it). */
+  admit(key: string): boolean {
+    if (this.mode === 'off') return true;
+    const [kind, amount] = this.mode.split(':') as ['lru' | 'ttl', string];
+    const limit = Number(amount);
+    const now = this.now();
+    const seen = this.keys.get(key);
+    if (kind === 'ttl') {
+      // Redis SET NX EX: the first arrival starts the clock; a duplicate does not extend it.
+      if (seen !== undefined && seen > now) return false;
+      this.keys.set(key, now + limit);
+      if (this.keys.size > 100_000) for (const [k, until] of this.keys) if (until <= now) this.keys.delete(k);
+      return true;
+    }
+    if (seen !== undefined) {
+      // A hit refreshes the key's recency, as an LRU cache does.
+      this.keys.delete(key);
+      this.keys.set(key, now);
+      return false;
+    }
+    this.keys.set(key, now);
+    if (this.keys.size > limit) this.keys.delete(this.keys.keys().next().value!);
+    return true;
+  }
+}
+
 const SINGLE = 'application/cloudevents+json';
 const BATCH = 'application/cloudevents-batch+json';
 
@@ -57,15 +112,44 @@ export function invalidReason(event: unknown): string | undefined {
 }
 
 export class FakeOpenMeter {
-  /** Accepted events, once per (source, id), in arrival order. */
+  /** Accepted events OpenMeter would bill, in arrival order: every one with dedupe `off`. */
   readonly events: CloudEventLike[] = [];
   readonly requests: RequestLog[] = [];
-  private readonly seen = new Set<string>();
+  /** Every request as it arrived, with its body's events, whatever was answered. */
+  readonly rawRequests: RawRequest[] = [];
+  private dedupe: Deduplicator;
   private readonly faults: Fault[] = [];
   private readonly hung = new Set<ServerResponse>();
   private server: Server | undefined;
 
-  constructor(private readonly options: { token?: string } = {}) {}
+  constructor(private readonly options: { token?: string; dedupe?: DedupeMode } = {}) {
+    this.dedupe = new Deduplicator(options.dedupe ?? 'off', Date.now);
+  }
+
+  /** Switches dedupe mode from now on (forgetting the keys seen so far). */
+  setDedupe(mode: DedupeMode): void {
+    this.dedupe = new Deduplicator(parseDedupeMode(mode), Date.now);
+  }
+
+  /** How many times each (source, id) was accepted (2xx), counted over the raw requests. */
+  acceptedCounts(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const request of this.rawRequests) {
+      if (typeof request.status !== 'number' || request.status < 200 || request.status >= 300) continue;
+      for (const event of request.body) {
+        const key = `${String(event.source)}/${String(event.id)}`;
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+      }
+    }
+    return counts;
+  }
+
+  /** Events accepted more than once (what OpenMeter without dedupe bills twice): extra arrivals, summed. */
+  duplicateArrivals(): number {
+    let extra = 0;
+    for (const count of this.acceptedCounts().values()) extra += count - 1;
+    return extra;
+  }
 
   /** The next requests (one fault each, in order) fail as scripted; later ones are served normally. */
   failNext(...faults: Fault[]): void {
@@ -101,8 +185,11 @@ export class FakeOpenMeter {
     const arrivedAt = Date.now();
     const body = await readBody(request);
     const contentType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    const log = (status: RequestLog['status'], events: number) =>
+    const raw = rawEvents(body);
+    const log = (status: RequestLog['status'], events: number) => {
       this.requests.push({ at: arrivedAt, status, contentType, events });
+      this.rawRequests.push({ at: arrivedAt, status, contentType, events, body: raw });
+    };
     if (request.method !== 'POST' || request.url?.split('?')[0] !== '/api/v1/events') {
       log(404, 0);
       return problem(response, 404, 'Not Found', `no route ${request.method} ${request.url}`);
@@ -160,13 +247,21 @@ export class FakeOpenMeter {
       }
     }
     for (const event of events as CloudEventLike[]) {
-      const key = `${String(event.source)}\u0000${String(event.id)}`;
-      if (this.seen.has(key)) continue;
-      this.seen.add(key);
-      this.events.push(event);
+      if (this.dedupe.admit(`${String(event.source)}\u0000${String(event.id)}`)) this.events.push(event);
     }
     log(204, events.length);
     response.writeHead(204).end();
+  }
+}
+
+/** The events a body carries (a batch or one event), or none when it is not JSON. */
+function rawEvents(body: string): CloudEventLike[] {
+  try {
+    const parsed = JSON.parse(body) as unknown;
+    const list = Array.isArray(parsed) ? parsed : [parsed];
+    return list.filter((e): e is CloudEventLike => typeof e === 'object' && e !== null);
+  } catch {
+    return [];
   }
 }
 

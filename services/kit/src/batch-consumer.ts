@@ -33,6 +33,15 @@ export interface BatchConsumerOptions<T> {
  * backoff, forever: the batch stays in memory and the consumer stops taking new records once the batch is
  * full (heartbeating meanwhile, so the group does not evict it while the sink is down for minutes).
  * Reads read_committed.
+ *
+ * Nothing is written twice without a crash (a sink like OpenMeter may not dedupe): a flushed batch is never
+ * flushed again, even when its commit fails (its offsets are kept and committed later, and records below
+ * them that kafkajs fetches again are skipped). kafkajs has no revoke callback and, after every rebalance,
+ * fetches each assigned partition again from its committed offset; so when a rebalance starts, what was
+ * flushed is committed while the old generation may still commit, and on GROUP_JOIN the records collected
+ * but not flushed are dropped (they come again from the committed offset, here or at the new owner) along
+ * with everything known of partitions no longer assigned, which are never committed. What remains: a crash
+ * (or a commit that cannot land before the partition moves) between a flush and its commit.
  */
 export class BatchConsumer<T> {
   private readonly consumer: Consumer;
@@ -46,6 +55,16 @@ export class BatchConsumer<T> {
   private connected = false;
   private listening = false;
   private closed: Promise<void> | undefined;
+  /** Bumped on every GROUP_JOIN: a flush that started before it must not put its batch back. */
+  private generation = 0;
+  /** Between REBALANCING and GROUP_JOIN: flush nothing new (its commit could not land). */
+  private rebalancing = false;
+  /** Per partition, the next offset after what was flushed: records below it are never flushed again. */
+  private readonly flushedUpTo = new Map<string, Offset>();
+  /** Flushed offsets not yet committed. */
+  private readonly toCommit = new Map<string, Offset>();
+  /** The partitions of the last GROUP_JOIN. */
+  private assigned = new Set<string>();
 
   constructor(private readonly options: BatchConsumerOptions<T>) {
     this.accumulator = new BatchAccumulator<T>(options.maxRows, options.maxWaitMs);
@@ -74,7 +93,18 @@ export class BatchConsumer<T> {
         this.connected = false;
         if (!event.payload.restart) onFatal(event.payload.error);
       });
-      this.consumer.on(this.consumer.events.GROUP_JOIN, () => {
+      this.consumer.on(this.consumer.events.REBALANCING, () => {
+        this.rebalancing = true;
+        // kafkajs rejoins without waiting for us: a best effort to commit the old generation's flushes.
+        void this.withLock(() => this.commitFlushed()).catch((error: unknown) =>
+          this.options.logger.warn(
+            { err: errorMessage(error) },
+            'commit before the rebalance failed; committing after it',
+          ),
+        );
+      });
+      this.consumer.on(this.consumer.events.GROUP_JOIN, (event) => {
+        this.onAssigned(event.payload.memberAssignment);
         this.connected = true;
       });
     }
@@ -98,13 +128,18 @@ export class BatchConsumer<T> {
       this.stopping.abort();
       clearInterval(this.timer);
       await this.withLock(async () => {
-        try {
-          await this.flushOnce();
-        } catch (error) {
-          this.options.logger.warn(
-            { err: errorMessage(error) },
-            'final flush failed; those records will be re-read',
-          );
+        // A few tries: a flushed batch whose commit does not land is sent again by the next owner.
+        for (let attempt = 0; attempt < 3; attempt++) {
+          try {
+            await this.flushOnce();
+            return;
+          } catch (error) {
+            this.options.logger.warn(
+              { err: errorMessage(error), attempt, uncommittedPartitions: this.toCommit.size },
+              'final flush or commit failed; what is not committed will be re-read',
+            );
+            await sleepUnlessAborted(250 * (attempt + 1), new AbortController().signal);
+          }
         }
       });
       await this.consumer.stop().catch(() => undefined);
@@ -114,10 +149,64 @@ export class BatchConsumer<T> {
     return this.closed;
   }
 
-  private async eachBatch({ batch, heartbeat, resolveOffset, isRunning, isStale }: EachBatchPayload) {
+  /**
+   * After a join kafkajs reads every assigned partition from its committed offset: what was collected but
+   * not flushed comes again (here or at the new owner), so it is dropped; flushed offsets are kept only for
+   * partitions still assigned (the others are someone else's to commit).
+   */
+  private onAssigned(assignment: Record<string, number[]>): void {
+    this.generation += 1;
+    this.rebalancing = false;
+    const assigned = new Set(
+      Object.entries(assignment).flatMap(([topic, partitions]) =>
+        partitions.map((p) => partitionKey(topic, p)),
+      ),
+    );
+    this.assigned = assigned;
+    const dropped = this.accumulator.take();
+    if (dropped.items.length > 0 || dropped.offsets.size > 0) {
+      this.options.logger.info(
+        { records: dropped.items.length },
+        'rebalanced: dropped records not yet flushed (read again from the committed offset)',
+      );
+    }
+    for (const map of [this.flushedUpTo, this.toCommit]) {
+      for (const key of map.keys()) if (!assigned.has(key)) map.delete(key);
+    }
+    this.flushFailures = 0;
+    this.retryNotBefore = 0;
+  }
+
+  /** Heartbeats; when the group is rebalancing, commits what was flushed first (kafkajs rejoins after us). */
+  private async heartbeatOrCommit(heartbeat: () => Promise<void>): Promise<void> {
+    try {
+      await heartbeat();
+    } catch (error) {
+      if (isRebalancing(error)) {
+        this.rebalancing = true;
+        // The coordinator still takes the old generation's commits while it prepares the rebalance.
+        await this.withLock(() => this.commitFlushed()).catch((failure: unknown) =>
+          this.options.logger.warn({ err: errorMessage(failure) }, 'commit before the rebalance failed'),
+        );
+      }
+      throw error;
+    }
+  }
+
+  private async eachBatch(payload: EachBatchPayload) {
+    const { batch, resolveOffset, isRunning, isStale } = payload;
+    const heartbeat = () => this.heartbeatOrCommit(payload.heartbeat);
+    // A flush in flight from before a rebalance decides which of these records were flushed already.
+    await this.lock;
     for (const message of batch.messages) {
       if (!isRunning() || isStale()) return;
       const source = sourceRecord(batch.topic, batch.partition, message);
+      const floor = this.flushedUpTo.get(partitionKey(batch.topic, batch.partition));
+      if (floor && BigInt(message.offset) < BigInt(floor.offset)) {
+        // Flushed before a rebalance or a failed commit; fetched again from the committed offset.
+        resolveOffset(message.offset);
+        continue;
+      }
       const item = await this.decodeOrDeadLetter(source, heartbeat);
       if (item === undefined) return; // stopping
       if (item === null) this.accumulator.skip(source, Date.now());
@@ -127,8 +216,13 @@ export class BatchConsumer<T> {
         if (!(await this.flushUntilDone(heartbeat))) return;
       }
     }
-    if (this.accumulator.due(Date.now())) await this.flushUntilDone(heartbeat);
+    if (this.due()) await this.flushUntilDone(heartbeat);
     await heartbeat();
+  }
+
+  /** A batch is due, or flushed offsets wait for their commit. */
+  private due(): boolean {
+    return this.accumulator.due(Date.now()) || this.toCommit.size > 0;
   }
 
   /** The item, null when the record was dead-lettered, undefined when stopping. */
@@ -181,7 +275,7 @@ export class BatchConsumer<T> {
 
   /** Time-based flushes while no records arrive. */
   private async onTimer(): Promise<void> {
-    if (this.stopping.signal.aborted || !this.accumulator.due(Date.now())) return;
+    if (this.stopping.signal.aborted || !this.due()) return;
     await this.flushAttempt();
   }
 
@@ -210,19 +304,47 @@ export class BatchConsumer<T> {
     });
   }
 
+  /**
+   * Flushes what was collected, then commits every flushed offset. A batch whose flush failed is put back
+   * (unless a rebalance happened meanwhile: then it is read again); one that was flushed is never flushed
+   * again, whether or not its commit lands: its offsets wait in `toCommit`.
+   */
   private async flushOnce(): Promise<void> {
-    if (this.accumulator.empty) return;
-    const started = Date.now();
-    const batch: Batch<T> = this.accumulator.take();
-    try {
-      if (batch.items.length > 0) await this.options.flush(batch.items);
-      await this.consumer.commitOffsets([...batch.offsets.values()]);
-    } catch (error) {
-      this.accumulator.putBack(batch, Date.now());
-      throw error;
+    // During a rebalance only commits: a batch flushed now might not be committed before the partition moves.
+    if (!this.accumulator.empty && !this.rebalancing) {
+      const started = Date.now();
+      const generation = this.generation;
+      const batch: Batch<T> = this.accumulator.take();
+      try {
+        if (batch.items.length > 0) await this.options.flush(batch.items);
+      } catch (error) {
+        if (generation === this.generation) this.accumulator.putBack(batch, Date.now());
+        throw error;
+      }
+      this.recordFlushed(batch, generation);
+      this.options.onFlushed?.(batch.items.length, Date.now() - started);
+      this.options.logger.debug({ rows: batch.items.length, ms: Date.now() - started }, 'batch flushed');
     }
-    this.options.onFlushed?.(batch.items.length, Date.now() - started);
-    this.options.logger.debug({ rows: batch.items.length, ms: Date.now() - started }, 'batch flushed');
+    await this.commitFlushed();
+  }
+
+  private recordFlushed(batch: Batch<T>, generation: number): void {
+    for (const [key, entry] of batch.offsets) {
+      // Flushed across a rebalance: only a partition we hold now can still be committed by us.
+      if (generation !== this.generation && !this.assigned.has(key)) continue;
+      for (const map of [this.flushedUpTo, this.toCommit]) {
+        const current = map.get(key);
+        if (!current || BigInt(current.offset) < BigInt(entry.offset)) map.set(key, entry);
+      }
+    }
+  }
+
+  private async commitFlushed(): Promise<void> {
+    if (this.toCommit.size === 0) return;
+    const offsets = [...this.toCommit.entries()];
+    await this.consumer.commitOffsets(offsets.map(([, entry]) => entry));
+    // Only what was committed: a flush may have moved an offset on meanwhile.
+    for (const [key, entry] of offsets) if (this.toCommit.get(key) === entry) this.toCommit.delete(key);
   }
 
   /** Backs off for attempt n; false when stopping. */
@@ -250,6 +372,26 @@ export class BatchConsumer<T> {
 function retryAfterOf(error: unknown): number {
   const value = (error as { retryAfterMs?: unknown } | null)?.retryAfterMs;
   return typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : 0;
+}
+
+type Offset = { topic: string; partition: number; offset: string };
+
+function partitionKey(topic: string, partition: number): string {
+  return `${topic}\u0000${partition}`;
+}
+
+/** kafkajs's rebalance answers (REBALANCE_IN_PROGRESS, NOT_COORDINATOR, ILLEGAL_GENERATION), wrapped or not. */
+function isRebalancing(error: unknown): boolean {
+  for (let e = error as { type?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; depth++) {
+    if (
+      e.type === 'REBALANCE_IN_PROGRESS' ||
+      e.type === 'NOT_COORDINATOR_FOR_GROUP' ||
+      e.type === 'ILLEGAL_GENERATION'
+    )
+      return true;
+    e = e.cause as typeof e;
+  }
+  return false;
 }
 
 function sourceRecord(topic: string, partition: number, message: KafkaMessage): SourceRecord {

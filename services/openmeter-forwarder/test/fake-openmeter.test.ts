@@ -35,12 +35,59 @@ describe('fake OpenMeter ingest endpoint', () => {
     expect(fake.events.map((e) => e.id)).toEqual(['1', '2', '3']);
   });
 
-  it('deduplicates on (source, id): a resend is accepted but recorded once; another source is new', async () => {
+  it('dedupes nothing by default, as a self-hosted OpenMeter ships: a resend is billed again', async () => {
     fake = new FakeOpenMeter();
     const url = await fake.start();
     await post(url, [event('1')]);
-    expect((await post(url, [event('1'), event('1', { source: 'other' })])).status).toBe(204);
-    expect(fake.events.map((e) => `${String(e.source)}/${String(e.id)}`)).toEqual(['s/1', 'other/1']);
+    expect((await post(url, [event('1'), event('2')])).status).toBe(204);
+    expect(fake.events.map((e) => e.id)).toEqual(['1', '1', '2']);
+    expect(fake.acceptedCounts().get('s/1')).toBe(2);
+    expect(fake.duplicateArrivals()).toBe(1);
+  });
+
+  it('lru:N remembers the last N (source, id) keys: an older resend is billed again', async () => {
+    fake = new FakeOpenMeter({ dedupe: 'lru:2' });
+    const url = await fake.start();
+    await post(url, [event('1'), event('1', { source: 'other' }), event('2')]);
+    await post(url, [event('2'), event('1', { source: 'other' })]); // both still in the last 2
+    await post(url, [event('1')]); // evicted by 'other/1' and '2'
+    expect(fake.events.map((e) => `${String(e.source)}/${String(e.id)}`)).toEqual([
+      's/1',
+      'other/1',
+      's/2',
+      's/1',
+    ]);
+    // The raw requests show every arrival, whatever the dedupe hid.
+    expect(fake.duplicateArrivals()).toBe(3);
+  });
+
+  it('ttl:MS forgets a key MS after its first arrival', async () => {
+    fake = new FakeOpenMeter({ dedupe: 'ttl:300' });
+    const url = await fake.start();
+    await post(url, [event('1')]);
+    await post(url, [event('1')]);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    await post(url, [event('1')]);
+    expect(fake.events.map((e) => e.id)).toEqual(['1', '1']);
+    expect(fake.acceptedCounts().get('s/1')).toBe(3);
+  });
+
+  it('records refused requests raw, with the events they carried, but counts only accepted ones', async () => {
+    fake = new FakeOpenMeter();
+    const url = await fake.start();
+    fake.failNext({ kind: 'status', status: 400 });
+    expect((await post(url, [event('1'), event('2')])).status).toBe(400);
+    expect((await post(url, [event('1'), event('2')])).status).toBe(204);
+    expect(fake.rawRequests.map((r) => [r.status, r.body.map((e) => e.id)])).toEqual([
+      [400, ['1', '2']],
+      [204, ['1', '2']],
+    ]);
+    expect(fake.duplicateArrivals()).toBe(0);
+  });
+
+  it('rejects an unknown dedupe mode', () => {
+    fake = new FakeOpenMeter();
+    expect(() => fake.setDedupe('lru:x' as never)).toThrow(/off, lru:N or ttl:MS/);
   });
 
   it.each([
