@@ -53,7 +53,8 @@ export class PoisonRecordError extends GpuMeterError {
  * - gpu-meter's own errors say so themselves;
  * - kafkajs gives up on a retriable error after its own retries with KafkaJSNumberOfRetriesExceeded
  *   (flagged non-retriable): the cause is what counts, as kafkajs's consumer itself decides on restarts;
- * - other kafkajs errors carry `retriable` (UNKNOWN_TOPIC_OR_PARTITION right after a topic's creation is);
+ * - other kafkajs errors carry `retriable` (UNKNOWN_TOPIC_OR_PARTITION right after a topic's creation is),
+ *   and an aggregate of errors is retriable when each of them is;
  * - an HTTP answer (registry, ClickHouse) is retriable for 5xx, 408 and 429, not for other 4xx;
  * - ReferenceError, SyntaxError and RangeError are bugs, and so is a TypeError without a cause (undici's
  *   "fetch failed", a TypeError, has one: the connection error);
@@ -66,6 +67,10 @@ export function isRetriable(error: unknown): boolean {
   if (name === 'KafkaJSNumberOfRetriesExceeded')
     return cause === undefined || cause === error || isRetriable(cause);
   if ('retriable' in error) return Boolean((error as { retriable: unknown }).retriable);
+  // KafkaJSAggregateError (createTopics: one error per topic) and AggregateError: retrying helps only if
+  // it helps each (an invalid topic name would otherwise be retried forever).
+  const { errors } = error as { errors?: unknown };
+  if (Array.isArray(errors) && errors.length > 0) return errors.every((each) => isRetriable(each));
   const status =
     (error as { status?: unknown; statusCode?: unknown }).status ??
     (error as { statusCode?: unknown }).statusCode;

@@ -9,9 +9,16 @@ export class StartupError extends GpuMeterError {
     readonly what: string,
     cause: unknown,
   ) {
-    super('STARTUP_FAILED', `${what}: ${errorMessage(cause)}`, { cause });
+    super('STARTUP_FAILED', `${what}: ${detail(cause)}`, { cause });
     this.name = 'StartupError';
   }
+}
+
+/** The message, with each error of an aggregate ("Topic creation errors" alone says nothing). */
+function detail(error: unknown): string {
+  const { errors } = (error ?? {}) as { errors?: unknown };
+  if (!Array.isArray(errors) || errors.length === 0) return errorMessage(error);
+  return `${errorMessage(error)}: ${errors.map((each) => errorMessage(each)).join('; ')}`;
 }
 
 export interface RetryOptions {

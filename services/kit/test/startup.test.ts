@@ -159,4 +159,19 @@ describe('isRetriable', () => {
     expect(isRetriable(new ConfigError('KAFKA_BROKERS', 'is required'))).toBe(false);
     expect(isRetriable(new Error('socket hang up'))).toBe(true);
   });
+
+  it('takes an aggregate (kafkajs topic creation errors) for retriable only when each error is', () => {
+    const invalidName = Object.assign(
+      new Error('The request attempted to perform an operation on an invalid topic'),
+      {
+        name: 'KafkaJSCreateTopicError',
+        type: 'INVALID_TOPIC_EXCEPTION',
+        retriable: false,
+      },
+    );
+    const aggregate = (...errors: Error[]) =>
+      Object.assign(new Error('Topic creation errors'), { name: 'KafkaJSAggregateError', errors });
+    expect(isRetriable(aggregate(invalidName, unknownTopicOrPartition()))).toBe(false);
+    expect(isRetriable(aggregate(unknownTopicOrPartition()))).toBe(true);
+  });
 });
