@@ -17,7 +17,13 @@ import {
 const TRIALS = Number(process.env.UA_KILL_TRIALS ?? 20);
 const SUBJECTS = ['acme', 'globex', 'initech', 'umbrella', 'hooli', 'stark', 'wayne', 'tyrell'];
 // Grace covers a chunk plus a span, so a topic produced a moment before the other never makes samples late.
-const TIMING = { WINDOW_MS: '1000', GRACE_MS: '1500', MAX_BYTES_PER_PARTITION: '1024' };
+const TIMING = {
+  WINDOW_MS: '1000',
+  GRACE_MS: '1500',
+  MAX_BYTES_PER_PARTITION: '1024',
+  // The samples are dated an hour ahead on purpose (see base), which the clock check would dead-letter.
+  MAX_CLOCK_AHEAD_MS: '7200000',
+};
 
 /** One chunk of event time: grid samples, every fifth sent twice, shuffled within 250 ms. */
 function chunk(start: number): { samples: AnySample[]; sent: AnySample[] } {
