@@ -119,6 +119,7 @@ export class FakeOpenMeter {
   readonly rawRequests: RawRequest[] = [];
   private dedupe: Deduplicator;
   private readonly faults: Fault[] = [];
+  private always: Fault | undefined;
   private readonly hung = new Set<ServerResponse>();
   private server: Server | undefined;
 
@@ -156,9 +157,15 @@ export class FakeOpenMeter {
     this.faults.push(...faults);
   }
 
-  /** Drops the scripted faults not yet used: the outage is over. */
+  /** Every request from now on fails as `fault` (after the scripted ones) until `clearFaults`. */
+  failAll(fault: Fault): void {
+    this.always = fault;
+  }
+
+  /** Drops the scripted faults not yet used and any `failAll`: the outage is over. */
   clearFaults(): void {
     this.faults.length = 0;
+    this.always = undefined;
   }
 
   get pendingFaults(): number {
@@ -201,7 +208,7 @@ export class FakeOpenMeter {
       log(401, 0);
       return problem(response, 401, 'Unauthorized', 'missing or invalid bearer token');
     }
-    const fault = this.faults.shift();
+    const fault = this.faults.shift() ?? this.always;
     if (fault?.kind === 'hang') {
       log('hung', 0);
       this.hung.add(response);

@@ -85,7 +85,14 @@ export const kubernetesConfigSpec = {
  * What every consumer of usage events (the ClickHouse sink, the OpenMeter forwarder) reads alike: the topic,
  * its own dead-letter topic, the consumer group and how it joins.
  */
-export function usageEventsConsumerConfigSpec(service: string, deadLetters: { topic: string; doc: string }) {
+export function usageEventsConsumerConfigSpec(
+  service: string,
+  deadLetters: { topic: string; doc: string },
+  start: { fromBeginning: boolean; fromBeginningDoc: string } = {
+    fromBeginning: true,
+    fromBeginningDoc: 'With no committed offset, start at the oldest event (true) or only new ones.',
+  },
+) {
   return {
     usageEventsTopic: env(
       'USAGE_EVENTS_TOPIC',
@@ -104,10 +111,6 @@ export function usageEventsConsumerConfigSpec(service: string, deadLetters: { to
       schemas.int(30_000, 6_000, 300_000),
       "Consumer group session timeout: how soon a dead replica's partitions move to the others.",
     ),
-    fromBeginning: env(
-      'CONSUME_FROM_BEGINNING',
-      schemas.bool(true),
-      'With no committed offset, start at the oldest event (true) or only new ones.',
-    ),
+    fromBeginning: env('CONSUME_FROM_BEGINNING', schemas.bool(start.fromBeginning), start.fromBeginningDoc),
   } as const;
 }

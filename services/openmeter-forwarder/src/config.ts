@@ -15,10 +15,19 @@ export const configSpec = {
   ...kafkaConfigSpec,
   ...registryConfigSpec,
   ...opsConfigSpec,
-  ...usageEventsConsumerConfigSpec(SERVICE_NAME, {
-    topic: 'usage.openmeter-dead-letters.v1',
-    doc: 'Where events OpenMeter rejects (400) or that cannot be decoded go, with the reason in headers.',
-  }),
+  ...usageEventsConsumerConfigSpec(
+    SERVICE_NAME,
+    {
+      topic: 'usage.openmeter-dead-letters.v1',
+      doc: 'Where events OpenMeter rejects (400) or that cannot be decoded go, with the reason in headers.',
+    },
+    {
+      // OpenMeter may not dedupe: a new group (or offsets expired) must not post the billing history again.
+      fromBeginning: false,
+      fromBeginningDoc:
+        'With no committed offset (a new group id, or offsets expired), start at the oldest event (true: a deliberate backfill, needs OpenMeter dedupe) or at the end (false).',
+    },
+  ),
   openmeterUrl: env('OPENMETER_URL', schemas.url(), 'OpenMeter base URL; events go to <url>/api/v1/events.'),
   openmeterToken: env('OPENMETER_TOKEN', schemas.optionalString(), 'OpenMeter API token (Bearer).', {
     secret: true,
@@ -51,6 +60,21 @@ export const configSpec = {
     'RETRY_AFTER_MAX_MS',
     schemas.int(300_000, 0),
     'Cap on a Retry-After the server asks for.',
+  ),
+  breakerRejectPercent: env(
+    'OPENMETER_BREAKER_REJECT_PERCENT',
+    schemas.int(50, 1, 100),
+    'A batch with more than this percentage of its events rejected (400/413) is mostly rejected.',
+  ),
+  breakerMinEvents: env(
+    'OPENMETER_BREAKER_MIN_EVENTS',
+    schemas.int(10, 1),
+    'A mostly rejected batch of at least this many events is an outage: nothing dead-lettered, retried, not ready.',
+  ),
+  breakerConsecutiveBatches: env(
+    'OPENMETER_BREAKER_CONSECUTIVE_BATCHES',
+    schemas.int(3, 1),
+    'This many mostly rejected batches in a row (of any size) are an outage too.',
   ),
 } as const;
 

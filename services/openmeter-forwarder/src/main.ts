@@ -1,6 +1,7 @@
 import { deadLetterMessage, runUsageEventsSink } from '@gpu-meter/kit';
-import { Counter } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
 import { deliverBisecting } from './bisect.js';
+import { RejectionBreaker } from './breaker.js';
 import { toCloudEvent } from './cloudevent.js';
 import { loadConfig, SERVICE_NAME } from './config.js';
 import { OpenMeterClient } from './openmeter-client.js';
@@ -34,6 +35,24 @@ runUsageEventsSink({
       registers: [metrics],
     });
 
+    const breakerOpen = new Gauge({
+      name: 'gpumeter_forwarder_breaker_open',
+      help: '1 while OpenMeter rejects most of what it is sent (treated as an outage: nothing dead-lettered).',
+      registers: [metrics],
+    });
+    const breakerTrips = new Counter({
+      name: 'gpumeter_forwarder_breaker_trips_total',
+      help: 'Times the rejection circuit breaker opened.',
+      registers: [metrics],
+    });
+    const breaker = new RejectionBreaker({
+      rejectPercent: config.breakerRejectPercent,
+      minEvents: config.breakerMinEvents,
+      consecutiveBatches: config.breakerConsecutiveBatches,
+    });
+    // Parts of a batch OpenMeter took before a retry: the retry must not post them again.
+    const deliveredItems = new WeakSet<object>();
+
     const client = new OpenMeterClient({
       url: config.openmeterUrl,
       token: config.openmeterToken,
@@ -46,17 +65,54 @@ runUsageEventsSink({
       maxBatch: config.batchMaxEvents,
       map: (event) => toCloudEvent(event, mapping),
       flush: async (items) => {
-        const rejected = await deliverBisecting(items, async (part) => {
-          const outcome = await client.post(part.map((item) => item.value));
-          requests.inc({ outcome: outcome.kind });
-          if (outcome.kind === 'retry') {
-            logger.warn(
-              { status: outcome.status, retryAfterMs: outcome.retryAfterMs, events: part.length },
-              `OpenMeter: ${outcome.reason}`,
-            );
-          }
-          return outcome;
-        });
+        const pending = items.filter((item) => !deliveredItems.has(item));
+        const rejected = await deliverBisecting(
+          pending,
+          async (part) => {
+            const outcome = await client.post(part.map((item) => item.value));
+            requests.inc({ outcome: outcome.kind });
+            if (outcome.kind === 'retry') {
+              logger.warn(
+                { status: outcome.status, retryAfterMs: outcome.retryAfterMs, events: part.length },
+                `OpenMeter: ${outcome.reason}`,
+              );
+            }
+            return outcome;
+          },
+          {
+            onDelivered: (part) => {
+              for (const item of part) deliveredItems.add(item);
+              delivered.inc(part.length);
+            },
+            stopWhen: (count) => breaker.exceeded(count, pending.length),
+          },
+        );
+        const accepted = items.filter((item) => deliveredItems.has(item)).length;
+        const { hold, changed } = breaker.judge(
+          rejected.length,
+          pending.length,
+          accepted,
+          rejected[0]?.status,
+        );
+        breakerOpen.set(breaker.open ? 1 : 0);
+        if (changed && breaker.open) {
+          breakerTrips.inc();
+          logger.error(
+            { rejected: rejected.length, events: pending.length },
+            `OpenMeter circuit breaker open: ${breaker.reason}`,
+          );
+        } else if (changed) {
+          logger.info('OpenMeter circuit breaker closed: batches go through again');
+        }
+        if (hold) {
+          throw new DeliveryRetryError({
+            kind: 'retry',
+            ...(rejected[0] ? { status: rejected[0].status } : {}),
+            reason:
+              breaker.reason ??
+              `${rejected.length} events rejected and none accepted yet: held until OpenMeter takes events`,
+          });
+        }
         for (const { item, status, body } of rejected) {
           const message = deadLetterMessage(item.source, {
             code: 'GPUM_SINK_REJECTED',
@@ -77,7 +133,6 @@ runUsageEventsSink({
             'OpenMeter rejected an event; dead-lettered',
           );
         }
-        delivered.inc(items.length - rejected.length);
       },
       onFlushed: (events, ms) => {
         if (events > 0) logger.info({ events, ms }, 'batch delivered');
@@ -89,6 +144,9 @@ runUsageEventsSink({
         }
       },
       onDeadLettered: () => deadLettered.inc({ reason: 'undecodable' }),
+      readiness: {
+        openmeter: () => (breaker.open ? { ready: false, reason: breaker.reason } : true),
+      },
       describe: { endpoint: config.openmeterUrl },
     };
   },

@@ -9,6 +9,7 @@ import {
   uniqueName,
   waitFor,
 } from '../../../test/support/kafka.js';
+import { freePort, readyz } from '../../../test/support/ops.js';
 import { startService, type ServiceProcess } from '../../../test/support/processes.js';
 import {
   makeUsageEvents,
@@ -50,6 +51,8 @@ async function scenario(extraEnv: Record<string, string> = {}, createDeadLetterT
       RETRY_INITIAL_MS: '100',
       RETRY_MAX_MS: '1000',
       SESSION_TIMEOUT_MS: '6000',
+      // The events are produced before the forwarder starts: a deliberate backfill (the default starts at the end).
+      CONSUME_FROM_BEGINNING: 'true',
       ...extraEnv,
     },
   };
@@ -66,6 +69,11 @@ function acceptedTotals(events: readonly CloudEventLike[]) {
     totals.set(String(event.subject), entry);
   }
   return totals;
+}
+
+/** Event ids OpenMeter accepted more than once, from the raw requests (what no dedupe would bill twice). */
+function acceptedTwice(fake: FakeOpenMeter): string[] {
+  return [...fake.acceptedCounts()].filter(([, n]) => n > 1).map(([key]) => key);
 }
 
 function expectNoTokenInLogs(...processes: ServiceProcess[]) {
@@ -140,7 +148,7 @@ describe('openmeter-forwarder against Kafka and the fake OpenMeter', () => {
     expectNoTokenInLogs(forwarder);
   });
 
-  it('resumes after a SIGKILL without losing an event (resends are deduplicated by OpenMeter)', async () => {
+  it('resumes after a SIGKILL without losing an event, and resends nothing OpenMeter acknowledged', async () => {
     const s = await scenario({ BATCH_MAX_EVENTS: '50' });
     const events = makeUsageEvents(1500, 6);
     const serde = await usageSerde(s.topic);
@@ -159,7 +167,107 @@ describe('openmeter-forwarder against Kafka and the fake OpenMeter', () => {
       200,
     );
     expect(s.fake.events.map((e) => e.id).sort()).toEqual(events.map((e) => e.id).sort());
+    // The dedupe is off: the batch in flight at the kill was never acknowledged, so nothing arrived twice.
+    expect(acceptedTwice(s.fake)).toEqual([]);
     expectNoTokenInLogs(first, second);
+  });
+
+  it('posts no event twice through a second replica joining mid-stream and graceful restarts (dedupe off)', async () => {
+    // Batches wait long enough that each rebalance finds records collected and not yet posted.
+    const s = await scenario({ BATCH_MAX_EVENTS: '200', BATCH_MAX_WAIT_MS: '1500' });
+    const serde = await usageSerde(s.topic);
+    const events = makeUsageEvents(2400, 8);
+    const produced = (async () => {
+      for (let i = 0; i < events.length; i += 80) {
+        await produceUsageEvents(s.topic, events.slice(i, i + 80), { serde });
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    })();
+    const a = startService('openmeter-forwarder', s.env);
+    await waitFor('first deliveries', () => s.fake.events.length > 0, 60_000, 50);
+    const b = startService('openmeter-forwarder', s.env);
+    await b.waitForLog(/openmeter-forwarder started/);
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    await a.kill('SIGTERM'); // graceful: its partitions move to b
+    const a2 = startService('openmeter-forwarder', s.env);
+    await a2.waitForLog(/openmeter-forwarder started/);
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    await b.kill('SIGTERM');
+    await produced;
+    await waitFor(
+      `${events.length} events`,
+      () => new Set(s.fake.events.map((e) => e.id)).size >= events.length,
+      90_000,
+      200,
+    );
+    expect(new Set(s.fake.events.map((e) => e.id))).toEqual(new Set(events.map((e) => e.id)));
+    expect(acceptedTwice(s.fake)).toEqual([]);
+    expect(s.fake.events).toHaveLength(events.length);
+    expectNoTokenInLogs(a, b, a2);
+  });
+
+  it('a new consumer group with the default configuration starts at the end: no history re-posted', async () => {
+    const s = await scenario();
+    const serde = await usageSerde(s.topic);
+    const history = makeUsageEvents(300, 9);
+    await produceUsageEvents(s.topic, history, { serde });
+    const first = startService('openmeter-forwarder', s.env);
+    await waitFor('history delivered', () => s.fake.events.length >= history.length, 60_000, 100);
+    await first.kill('SIGTERM');
+    // A new group id (or offsets expired after the retention), default CONSUME_FROM_BEGINNING.
+    const { CONSUME_FROM_BEGINNING: _backfill, ...defaults } = s.env;
+    const second = startService('openmeter-forwarder', {
+      ...defaults,
+      CONSUMER_GROUP_ID: uniqueName('fresh'),
+    });
+    await second.waitForLog(/openmeter-forwarder started/);
+    // started = joined; its first fetch takes the end of the topic as its position.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const fresh = makeUsageEvents(40, 10);
+    await produceUsageEvents(s.topic, fresh, { serde });
+    await waitFor(
+      'new events delivered',
+      () => s.fake.events.length >= history.length + fresh.length,
+      60_000,
+      100,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(acceptedTwice(s.fake)).toEqual([]);
+    expect(s.fake.events.map((e) => e.id).sort()).toEqual([...history, ...fresh].map((e) => e.id).sort());
+  });
+
+  it('an OpenMeter answering 400 to everything is an outage: nothing dead-lettered, not ready, all delivered after', async () => {
+    const opsPort = await freePort();
+    const s = await scenario({ OPS_PORT: String(opsPort), BATCH_MAX_EVENTS: '100', RETRY_MAX_MS: '500' });
+    const events = makeUsageEvents(500, 11);
+    const bad = { ...events[123]!, subject: '' }; // one genuinely bad event among them
+    events[123] = bad;
+    s.fake.failAll({ kind: 'status', status: 400 });
+    const serde = await usageSerde(s.topic);
+    await produceUsageEvents(s.topic, events, { serde });
+    const forwarder = startService('openmeter-forwarder', s.env);
+    await waitFor(
+      '/readyz naming the rejections',
+      async () => {
+        const { status, body } = await readyz(opsPort).catch(() => ({ status: 0, body: {} }));
+        return status === 503 && JSON.stringify(body).includes('rejected');
+      },
+      60_000,
+      200,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    expect(await readTopic(s.deadLetters, { idleMs: 1_000 })).toEqual([]);
+    const metrics = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
+    expect(metrics).toMatch(/gpumeter_forwarder_breaker_open 1/);
+    s.fake.clearFaults();
+    const valid = events.filter((e) => e !== bad);
+    await waitFor(`${valid.length} delivered`, () => s.fake.events.length >= valid.length, 60_000, 200);
+    await waitFor('/readyz 200', async () => (await readyz(opsPort)).status === 200, 30_000, 200);
+    const dead = await readTopic(s.deadLetters, { count: 1, timeoutMs: 30_000 });
+    expect(dead.map((r) => r.message.value)).toEqual([serde.encode(bad)]);
+    expect(s.fake.events.map((e) => e.id).sort()).toEqual(valid.map((e) => e.id).sort());
+    expect(acceptedTwice(s.fake)).toEqual([]);
+    expect(forwarder.output.some((l) => /breaker open/.test(l))).toBe(true);
   });
 
   it('keeps retrying a wrong token (401) without dropping or logging it', async () => {
