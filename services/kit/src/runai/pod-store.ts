@@ -15,7 +15,7 @@ import {
  */
 export interface TrackedPod {
   readonly pod: V1Pod;
-  /** Set for a deleted pod whose last state had no end: it ended when it was deleted. */
+  /** Set for a deleted pod: the latest its bill may end (see PodStore.remove). */
   readonly deletedAtMs?: number;
 }
 
@@ -31,9 +31,12 @@ export class PodStore {
   }
 
   /**
-   * A deleted pod stays visible until pruned. Its end is the finish time in its last state, else the
-   * deletionTimestamp, else `nowMs` (when the delete was seen: a relist after 410 reports pods deleted
-   * during the gap this way).
+   * A deleted pod stays visible until pruned. `nowMs` is when the collector learned it was gone (its
+   * DELETED event, or a relist that no longer lists it), and its billed end is never later than that:
+   * whatever ran after it cannot be vouched for. Nor later than its real finish when its last state
+   * shows one (every container terminated, even with the phase still Running), nor than its
+   * deletionTimestamp: for a graceful delete that is the grace deadline, often still in the future when
+   * the removal is seen, so it only bounds the end and is never taken as a finish time by itself.
    */
   remove(pod: V1Pod, nowMs: number): void {
     const uid = pod.metadata?.uid;
@@ -41,9 +44,10 @@ export class PodStore {
     const last = this.live.get(uid) ?? pod;
     const newer = resourceVersionOf(pod) >= resourceVersionOf(last) ? pod : last;
     this.live.delete(uid);
-    const deletedAtMs = toMs(newer.metadata?.deletionTimestamp) ?? nowMs;
+    const bounds = [nowMs, toMs(newer.metadata?.deletionTimestamp), containersFinishedMs(newer)];
+    const deletedAtMs = Math.min(...bounds.filter((ms): ms is number => ms !== undefined));
     const span = runningSpanOf(newer);
-    const endMs = span?.endMs ?? deletedAtMs;
+    const endMs = Math.min(span?.endMs ?? deletedAtMs, deletedAtMs);
     this.departed.set(uid, { pod: newer, deletedAtMs, endMs });
   }
 
@@ -71,11 +75,23 @@ export class PodStore {
   }
 }
 
-/** The running span of a tracked pod: a pod deleted while still running ended when it was deleted. */
+/**
+ * The running span of a tracked pod: a deleted pod ended at the latest when it was deleted (a pod deleted
+ * while still running, when the delete was seen), never after.
+ */
 export function trackedSpan(tracked: TrackedPod): RunningSpan | undefined {
   const span = runningSpanOf(tracked.pod);
-  if (!span || span.endMs !== null || tracked.deletedAtMs === undefined) return span;
-  return { startMs: span.startMs, endMs: Math.max(span.startMs, tracked.deletedAtMs) };
+  if (!span || tracked.deletedAtMs === undefined) return span;
+  const endMs = span.endMs === null ? tracked.deletedAtMs : Math.min(span.endMs, tracked.deletedAtMs);
+  return { startMs: span.startMs, endMs: Math.max(span.startMs, endMs) };
+}
+
+/** When every container of a pod has terminated, the last finish time; else undefined. */
+function containersFinishedMs(pod: V1Pod): number | undefined {
+  const statuses = pod.status?.containerStatuses ?? [];
+  const finished = statuses.map((s) => toMs(s.state?.terminated?.finishedAt));
+  if (finished.length === 0 || finished.some((ms) => ms === undefined)) return undefined;
+  return Math.max(...(finished as number[]));
 }
 
 export function describeTracked(

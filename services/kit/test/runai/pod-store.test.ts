@@ -70,3 +70,101 @@ describe('PodStore', () => {
     expect(store.get(trainingPod().metadata!.uid!)?.deletedAtMs).toBeUndefined();
   });
 });
+
+// Issue 18 points 1 and 2: a departed pod's billed end is never after the moment the collector learned it
+// was gone, nor after its containers' real finish; a deletionTimestamp in the future is a deadline only.
+describe('PodStore: the end of a departed pod', () => {
+  const learnedAt = START + 120_000;
+
+  it('does not bill a graceful delete to its future deletionTimestamp', () => {
+    const store = new PodStore();
+    store.upsert(trainingPod());
+    // A 30 s grace: the deadline is after the moment the pod was seen gone (its removal found by a relist).
+    const deadline = new Date(learnedAt + 18_000).toISOString();
+    store.remove(
+      trainingPod({ metadata: { deletionTimestamp: deadline, deletionGracePeriodSeconds: 30 } }),
+      learnedAt,
+    );
+    expect(trackedSpan(store.all()[0]!)).toEqual({ startMs: START, endMs: learnedAt });
+  });
+
+  it('ends a deleted pod whose containers all terminated at their last finish, phase still Running', () => {
+    const store = new PodStore();
+    store.upsert(trainingPod());
+    const finishedAt = START + 60_000;
+    store.remove(
+      trainingPod({
+        metadata: { deletionTimestamp: new Date(START + 90_000).toISOString(), resourceVersion: '123460' },
+        status: {
+          phase: 'Running',
+          containerStatuses: [
+            {
+              name: 'train-resnet',
+              state: {
+                terminated: {
+                  startedAt: '2026-11-29T10:00:20Z',
+                  finishedAt: new Date(finishedAt).toISOString(),
+                },
+              },
+            },
+            {
+              name: 'sidecar',
+              state: { terminated: { finishedAt: new Date(finishedAt - 1_000).toISOString() } },
+            },
+          ],
+        },
+      }),
+      learnedAt,
+    );
+    expect(trackedSpan(store.all()[0]!)?.endMs).toBe(finishedAt);
+  });
+
+  it('keeps billing a deleted pod with a container still running to the earlier of deadline and learning', () => {
+    const store = new PodStore();
+    store.upsert(trainingPod());
+    store.remove(
+      trainingPod({
+        metadata: { deletionTimestamp: new Date(learnedAt - 5_000).toISOString() },
+        status: {
+          containerStatuses: [
+            {
+              name: 'train-resnet',
+              state: { terminated: { finishedAt: new Date(START + 1_000).toISOString() } },
+            },
+            { name: 'sidecar', state: { running: { startedAt: '2026-11-29T10:00:20Z' } } },
+          ],
+        },
+      }),
+      learnedAt,
+    );
+    expect(trackedSpan(store.all()[0]!)?.endMs).toBe(learnedAt - 5_000);
+  });
+
+  it('never ends a finished pod after the moment its removal was seen', () => {
+    const store = new PodStore();
+    const seen = START + 30_000;
+    store.remove(
+      trainingPod({
+        status: {
+          phase: 'Failed',
+          // No container finish time: the condition's time is a guess, later than the removal was seen.
+          containerStatuses: [],
+          conditions: [
+            { type: 'Ready', status: 'False', lastTransitionTime: new Date(seen + 40_000).toISOString() },
+          ],
+        },
+      }),
+      seen,
+    );
+    expect(trackedSpan(store.all()[0]!)?.endMs).toBe(seen);
+  });
+
+  it('keeps a pod deleted before it started running billed for nothing', () => {
+    const store = new PodStore();
+    store.remove(
+      trainingPod({ metadata: { deletionTimestamp: new Date(START - 1_000).toISOString() } }),
+      learnedAt,
+    );
+    expect(trackedSpan(store.all()[0]!)).toEqual({ startMs: START, endMs: START });
+  });
+});
