@@ -19,6 +19,8 @@ export function splitRange(start: number, end: number): Array<[number, number]> 
 export interface BisectOptions<T> {
   /** Told of every part the endpoint accepted, so a retry of the batch can leave them out. */
   onDelivered?(part: readonly T[]): void;
+  /** Told of each single item rejected, when it is (before what the bisection sends next). */
+  onRejected?(item: T): void;
   /** Stops bisecting once this many single items were rejected is enough to judge (an outage). */
   stopWhen?(rejected: number): boolean;
 }
@@ -48,6 +50,7 @@ export async function deliverBisecting<T>(
     }
     if (end - start === 1) {
       rejected.push({ item: items[start]!, status: outcome.status, body: outcome.body });
+      options.onRejected?.(items[start]!);
       if (options.stopWhen?.(rejected.length)) return rejected;
       continue;
     }

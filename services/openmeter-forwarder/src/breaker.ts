@@ -11,14 +11,19 @@ export interface BreakerOptions {
 /**
  * The forwarder's circuit breaker on rejections. OpenMeter refusing one event for its content is that
  * event's fault (dead-letter it); OpenMeter or a proxy refusing most of what it is sent is an outage (a
- * broken deployment, a schema change, a proxy answering 400 to everything): nothing is dead-lettered, the
- * batch is kept and retried with backoff. Rejections are dead-lettered only from a batch in which OpenMeter
- * took other events (the proof it is taking events at all), so an outage on a trickle of small batches is
- * held too. Pure: the caller says what happened, the breaker says what it means.
+ * broken deployment, a proxy answering 400 to everything): nothing is dead-lettered, the batch is kept and
+ * retried with backoff. An event is taken for bad only when it was rejected again after OpenMeter accepted
+ * something since its first rejection (the proof OpenMeter takes events): a storm that starts or ends in
+ * the middle of a bisection, or that hits a trickle of small batches, dead-letters nothing. Pure: the
+ * caller says what happened, the breaker says what it means.
  */
-export class RejectionBreaker {
+export class RejectionBreaker<T extends object> {
   private run = 0;
   private why: string | undefined;
+  /** Requests OpenMeter accepted so far (a clock of proofs that it takes events). */
+  private acceptedRequests = 0;
+  /** Per rejected event, `acceptedRequests` at its first rejection. */
+  private readonly suspects = new WeakMap<T, number>();
 
   constructor(readonly options: BreakerOptions) {}
 
@@ -32,36 +37,48 @@ export class RejectionBreaker {
     return this.why;
   }
 
-  /** Whether `rejected` events of a batch of `total` already make it an outage (bisection may stop). */
-  exceeded(rejected: number, total: number): boolean {
-    return total >= this.options.minEvents && this.mostly(rejected, total);
+  /** OpenMeter accepted a request. */
+  accepted(): void {
+    this.acceptedRequests += 1;
   }
 
   /**
-   * Judges a batch once sent: `rejected` of the `total` events sent were refused, and OpenMeter took
-   * `accepted` events of the batch (this attempt or an earlier one). `hold`: keep the batch and retry,
-   * dead-letter nothing; otherwise the rejected events are bad events. `changed`: `open` flipped.
+   * A single event was rejected just now: true when that is confirmed (it was rejected before, and OpenMeter
+   * accepted a request since); the first rejection only marks it.
+   */
+  confirmRejection(item: T): boolean {
+    const at = this.suspects.get(item);
+    if (at !== undefined && this.acceptedRequests > at) return true;
+    if (at === undefined) this.suspects.set(item, this.acceptedRequests);
+    return false;
+  }
+
+  /** Whether `rejected` events of a batch of `total` already make it an outage (bisection may stop). */
+  exceeded(rejected: number, total: number): boolean {
+    return total >= this.options.minEvents && rejected * 100 > this.options.rejectPercent * total;
+  }
+
+  /**
+   * Judges a batch once sent: `rejected` of the `total` events sent were refused, `unconfirmed` of them not
+   * yet proven bad. `hold`: keep the batch and retry, dead-letter nothing; otherwise the rejected events
+   * are bad events. `changed`: `open` flipped.
    */
   judge(
     rejected: number,
     total: number,
-    accepted: number,
+    unconfirmed: number,
     status: number | undefined,
   ): { hold: boolean; changed: boolean } {
     const wasOpen = this.open;
-    const mostly = rejected > 0 && this.mostly(rejected, total);
-    const unproven = rejected > 0 && accepted === 0;
-    this.run = mostly || unproven ? this.run + 1 : 0;
-    const open = this.exceeded(rejected, total) || this.run >= this.options.consecutiveBatches;
+    const exceeded = this.exceeded(rejected, total);
+    const hold = exceeded || unconfirmed > 0;
+    this.run = hold ? this.run + 1 : 0;
+    const open = exceeded || this.run >= this.options.consecutiveBatches;
     this.why = open
       ? `OpenMeter rejected ${rejected} of ${total} events of a batch${status ? ` (HTTP ${status})` : ''}` +
-        (this.run > 1 ? `, ${this.run} batches in a row` : '') +
+        (this.run > 1 ? `, ${this.run} attempts in a row` : '') +
         ': treated as an outage, nothing dead-lettered, retrying'
       : undefined;
-    return { hold: open || unproven, changed: wasOpen !== this.open };
-  }
-
-  private mostly(rejected: number, total: number): boolean {
-    return total > 0 && rejected * 100 > this.options.rejectPercent * total;
+    return { hold, changed: wasOpen !== this.open };
   }
 }

@@ -74,7 +74,7 @@ export const configSpec = {
   breakerConsecutiveBatches: env(
     'OPENMETER_BREAKER_CONSECUTIVE_BATCHES',
     schemas.int(3, 1),
-    'This many mostly rejected batches in a row (of any size) are an outage too.',
+    'This many held attempts in a row (rejected events not yet proven bad: held, not dead-lettered) open the breaker too.',
   ),
 } as const;
 

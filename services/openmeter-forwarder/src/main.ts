@@ -45,7 +45,7 @@ runUsageEventsSink({
       help: 'Times the rejection circuit breaker opened.',
       registers: [metrics],
     });
-    const breaker = new RejectionBreaker({
+    const breaker = new RejectionBreaker<object>({
       rejectPercent: config.breakerRejectPercent,
       minEvents: config.breakerMinEvents,
       consecutiveBatches: config.breakerConsecutiveBatches,
@@ -66,6 +66,7 @@ runUsageEventsSink({
       map: (event) => toCloudEvent(event, mapping),
       flush: async (items) => {
         const pending = items.filter((item) => !deliveredItems.has(item));
+        let unconfirmed = 0;
         const rejected = await deliverBisecting(
           pending,
           async (part) => {
@@ -81,17 +82,21 @@ runUsageEventsSink({
           },
           {
             onDelivered: (part) => {
+              breaker.accepted();
               for (const item of part) deliveredItems.add(item);
               delivered.inc(part.length);
+            },
+            // Judged at the moment of the rejection: an acceptance since its first rejection proves it bad.
+            onRejected: (item) => {
+              if (!breaker.confirmRejection(item)) unconfirmed += 1;
             },
             stopWhen: (count) => breaker.exceeded(count, pending.length),
           },
         );
-        const accepted = items.filter((item) => deliveredItems.has(item)).length;
         const { hold, changed } = breaker.judge(
           rejected.length,
           pending.length,
-          accepted,
+          unconfirmed,
           rejected[0]?.status,
         );
         breakerOpen.set(breaker.open ? 1 : 0);
@@ -110,7 +115,7 @@ runUsageEventsSink({
             ...(rejected[0] ? { status: rejected[0].status } : {}),
             reason:
               breaker.reason ??
-              `${rejected.length} events rejected and none accepted yet: held until OpenMeter takes events`,
+              `${unconfirmed} rejected events not yet confirmed bad: held until rejected again after OpenMeter accepted others`,
           });
         }
         for (const { item, status, body } of rejected) {
