@@ -12,7 +12,9 @@ import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadScenario, buildModel, type Scenario } from '@gpu-meter/simulator';
 import { renderComparison, truthAcross, type AmbiguousAttribution } from '../pipeline/compare.js';
+import { DEAD_LETTER_HEADERS } from '@gpu-meter/kit';
 import type { Fault } from '../support/fake-openmeter.js';
+import { ServiceProcess } from '../support/processes.js';
 import {
   startPipeline,
   type CompareOptions,
@@ -64,6 +66,8 @@ const say = (line: string) => process.stdout.write(`${line}\n`);
 interface Injected {
   faults: number;
   compare?: CompareOptions;
+  /** Differences the invoice comparison cannot see (e.g. events OpenMeter received twice), counted at the end. */
+  check?: () => Promise<number>;
 }
 
 interface Trial {
@@ -113,13 +117,14 @@ async function runTrial(trial: Trial, scenario: Scenario): Promise<TrialResult> 
       await sleep(3_000);
       result = await pipeline.compare(injected.compare);
     }
+    const extra = injected.check ? await injected.check() : 0;
     if (result.differences > 0) {
       say(renderComparison(result.comparison));
       for (const { source, line } of result.foreign)
         say(`  ${source}: billed to neither the old nor the new attribution: ${JSON.stringify(line)}`);
       say(await diagnostics(pipeline));
     }
-    return { name: trial.name, faults: injected.faults, differences: result.differences };
+    return { name: trial.name, faults: injected.faults, differences: result.differences + extra };
   } finally {
     await pipeline.stop();
   }
@@ -304,6 +309,62 @@ const relabel: Trial = {
   },
 };
 
+/** Stops replica `index` with SIGTERM (a graceful restart, a rollout) and starts it again, same environment. */
+async function gracefulRestart(pipeline: Pipeline, service: string, index: number): Promise<void> {
+  const replicas = pipeline.services[service]!;
+  const old = replicas[index]!;
+  await old.kill('SIGTERM');
+  replicas[index] = new ServiceProcess(service, old.env).start();
+}
+
+/** Scales a service up by one replica (same environment as replica 0); the pipeline stops it at the end. */
+function addReplica(pipeline: Pipeline, service: string): number {
+  const replicas = pipeline.services[service]!;
+  replicas.push(new ServiceProcess(service, replicas[0]!.env).start());
+  return replicas.length - 1;
+}
+
+/** Event ids the fake OpenMeter accepted more than once, counted over its raw requests (no dedupe hides them). */
+function duplicatesReceived(pipeline: Pipeline): () => Promise<number> {
+  return async () => {
+    const counts = pipeline.openMeter.acceptedCounts();
+    const twice = [...counts].filter(([, n]) => n > 1);
+    const extra = twice.reduce((sum, [, n]) => sum + n - 1, 0);
+    say(
+      `  OpenMeter raw requests: ${counts.size} event ids accepted, ${twice.length} of them more than once (${extra} extra arrivals)`,
+    );
+    for (const [id, n] of twice.slice(0, 5)) say(`    ${id}: ${n} times`);
+    return extra;
+  };
+}
+
+/** Records the forwarder dead-lettered (its service header), read from the run's dead-letter topic until idle. */
+async function forwarderDeadLetters(pipeline: Pipeline): Promise<number> {
+  const consumer = pipeline.kafka.consumer({
+    groupId: `faults-dlq-${pipeline.runId}-${Date.now()}`,
+    maxWaitTimeInMs: 200,
+  });
+  let count = 0;
+  let lastAt = Date.now();
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topics: [pipeline.topics.deadLetters], fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        lastAt = Date.now();
+        if (String(message.headers?.[DEAD_LETTER_HEADERS.service] ?? '') === 'openmeter-forwarder') count++;
+      },
+    });
+    const started = Date.now();
+    while (Date.now() - Math.max(lastAt, started) < 5_000) await sleep(250);
+  } finally {
+    await consumer.disconnect();
+  }
+  return count;
+}
+
+const OPENMETER_STORM_MS = 60_000;
+
 const trials: Trial[] = [
   ...[
     'usage-aggregator',
@@ -362,6 +423,50 @@ const trials: Trial[] = [
         replicas.map((_, index) => pipeline.restart('runai-collector', index, { downMs: collectorDownMs })),
       );
       return { faults: replicas.length };
+    },
+  },
+  {
+    name: 'openmeter-no-dedupe',
+    description:
+      'OpenMeter without dedupe: a second forwarder joins mid-stream, both restart gracefully, one leaves',
+    inject: async (pipeline) => {
+      // A self-hosted OpenMeter's default (the fake's too): every event accepted twice is billed twice.
+      pipeline.openMeter.setDedupe('off');
+      const service = 'openmeter-forwarder';
+      await sleepUntil(at(pipeline, 0.15));
+      const second = addReplica(pipeline, service);
+      say(`  ${service}[${second}] started (the group rebalances)`);
+      await sleepUntil(at(pipeline, 0.35));
+      await gracefulRestart(pipeline, service, 0);
+      say(`  ${service}[0] restarted with SIGTERM`);
+      await sleepUntil(at(pipeline, 0.55));
+      await gracefulRestart(pipeline, service, second);
+      say(`  ${service}[${second}] restarted with SIGTERM`);
+      await sleepUntil(at(pipeline, 0.75));
+      await pipeline.services[service]![second]!.kill('SIGTERM');
+      say(`  ${service}[${second}] stopped with SIGTERM (scaled down)`);
+      return { faults: 4, check: duplicatesReceived(pipeline) };
+    },
+  },
+  {
+    name: 'openmeter-400-storm',
+    description: `OpenMeter answering 400 to every request for ${OPENMETER_STORM_MS} ms`,
+    inject: async (pipeline) => {
+      await sleepUntil(at(pipeline, 0.2));
+      pipeline.openMeter.failAll({ kind: 'status', status: 400 });
+      await sleep(OPENMETER_STORM_MS);
+      pipeline.openMeter.clearFaults();
+      say(`  OpenMeter answered 400 to everything for ${OPENMETER_STORM_MS} ms`);
+      return {
+        faults: 1,
+        check: async () => {
+          // An outage is never a dead letter: the breaker holds rejections nothing else in the batch proves.
+          const dead = await forwarderDeadLetters(pipeline);
+          say(`  ${dead} events dead-lettered by the forwarder (the breaker's threshold: 0)`);
+          const duplicates = await duplicatesReceived(pipeline)();
+          return dead + duplicates;
+        },
+      };
     },
   },
   configRollout,

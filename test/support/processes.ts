@@ -14,7 +14,8 @@ export class ServiceProcess {
 
   constructor(
     readonly service: string,
-    private readonly env: Record<string, string>,
+    /** Public so a trial can start another replica, or the same one again, with the same environment. */
+    readonly env: Record<string, string>,
   ) {}
 
   /**
