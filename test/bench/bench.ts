@@ -345,6 +345,8 @@ async function forwarderThroughput(count: number) {
     USAGE_EVENTS_TOPIC: topic,
     DEAD_LETTER_TOPIC: `${topic}.dlq`,
     CONSUMER_GROUP_ID: `bench-forwarder-${run}`,
+    // The events are preloaded: a deliberate backfill (a new group starts at the end by default).
+    CONSUME_FROM_BEGINNING: 'true',
     OPENMETER_URL: url,
     OPENMETER_TOKEN: 'bench-token',
     BATCH_MAX_EVENTS: batchMaxEvents,
