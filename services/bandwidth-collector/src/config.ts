@@ -1,4 +1,5 @@
 import {
+  collectorOutputConfigSpec,
   DEFAULT_TOPICS,
   env,
   kafkaConfigSpec,
@@ -19,6 +20,7 @@ export const configSpec = {
   ...registryConfigSpec,
   ...opsConfigSpec,
   ...kubernetesConfigSpec,
+  ...collectorOutputConfigSpec,
   clusterId: env(
     'CLUSTER_ID',
     schemas.nonEmpty(),

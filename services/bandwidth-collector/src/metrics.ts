@@ -14,7 +14,18 @@ export function collectorMetrics(registry: Registry, bufferSize: () => number) {
     ),
     samplesDropped: counter(
       'gpumeter_samples_dropped_total',
-      'Samples dropped because the send buffer was full during a Kafka outage.',
+      'Samples never delivered, by reason: buffer_full (Kafka unreachable too long), shutdown (not acknowledged within the drain time), too_large (refused even alone, no dead-letter topic).',
+      ['reason'],
+    ),
+    samplesDeadLettered: counter(
+      'gpumeter_samples_dead_lettered_total',
+      'Samples sent to the collector dead-letter topic, by reason: identity_too_long, message_too_large.',
+      ['reason'],
+    ),
+    sampleFieldsTruncated: counter(
+      'gpumeter_sample_fields_truncated_total',
+      'String fields cut to SAMPLE_MAX_STRING_LENGTH (with a marker) before sending, by field.',
+      ['field'],
     ),
     sendErrors: counter('gpumeter_send_errors_total', 'Failed sends to Kafka (retried).'),
     unallocatedSamples: counter('gpumeter_unallocated_samples_total', 'Samples of device time no pod held.'),

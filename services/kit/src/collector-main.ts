@@ -2,21 +2,22 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import type { ConfigOf } from './config.js';
 import type { opsConfigSpec, registryConfigSpec } from './common-config.js';
-import { ConfigError } from './errors.js';
-import { createKafka, type KafkaSettings } from './kafka.js';
+import { ConfigError, errorMessage } from './errors.js';
+import { createKafka, ensureTopics, type KafkaSettings } from './kafka.js';
 import { createKubeConfig, type KubernetesSettings } from './kubernetes.js';
 import { createLogger, type Logger } from './logger.js';
 import { buildOpsServer, createMetricsRegistry, startOpsServer } from './ops-server.js';
-import { SamplePublisher } from './sample-publisher.js';
+import { SamplePublisher, type collectorOutputConfigSpec } from './sample-publisher.js';
 import { createSchemaRegistry, TopicSerde, valueSubject } from './serde.js';
 import type { SchemaName } from './schemas.js';
 import { exitOnStartupError, Shutdown } from './shutdown.js';
-import { StartupProgress } from './startup.js';
+import { retryWhileRetriable, StartupProgress } from './startup.js';
 
 /** What every collector's configuration has: Kafka, registry, ops, Kubernetes, its topic and buffer. */
 export type CollectorSettings = KafkaSettings &
   ConfigOf<typeof registryConfigSpec> &
   ConfigOf<typeof opsConfigSpec> &
+  ConfigOf<typeof collectorOutputConfigSpec> &
   KubernetesSettings & {
     readonly topic: string;
     readonly maxBufferedSamples: number;
@@ -27,7 +28,11 @@ export type CollectorSettings = KafkaSettings &
 /** The counters a collector's publisher feeds. */
 export interface PublisherMetrics {
   readonly samplesPublished: { inc(count: number): void };
-  readonly samplesDropped: { inc(count: number): void };
+  /** By reason: buffer_full, shutdown, too_large (refused even alone and no dead-letter form). */
+  readonly samplesDropped: { inc(labels: { reason: string }, count: number): void };
+  /** By reason: identity_too_long, message_too_large. */
+  readonly samplesDeadLettered: { inc(labels: { reason: string }, count: number): void };
+  readonly sampleFieldsTruncated: { inc(labels: { field: string }, count: number): void };
   readonly sendErrors: { inc(): void };
 }
 
@@ -75,14 +80,20 @@ export async function runCollector<C extends CollectorSettings, S, M>(
     const registry = createMetricsRegistry(wiring.service);
     let bufferSize = () => 0;
     const metrics = wiring.metrics(registry, () => bufferSize());
+    const kafka = createKafka(config, wiring.service, logger);
     const publisher = new SamplePublisher<S>({
-      kafka: createKafka(config, wiring.service, logger),
+      kafka,
       serde: new TopicSerde<S>(createSchemaRegistry(config), config, config.topic, wiring.schema),
       key: wiring.key,
       logger,
       maxBuffered: config.maxBufferedSamples,
+      deadLetterTopic: config.deadLetterTopic,
+      service: wiring.service,
+      maxStringLength: config.maxSampleStringLength,
       onSent: (count) => metrics.samplesPublished.inc(count),
-      onDropped: (count) => metrics.samplesDropped.inc(count),
+      onDropped: (count, reason) => metrics.samplesDropped.inc({ reason }, count),
+      onDeadLettered: (count, reason) => metrics.samplesDeadLettered.inc({ reason }, count),
+      onTruncated: (field) => metrics.sampleFieldsTruncated.inc({ field }, 1),
       onSendError: () => metrics.sendErrors.inc(),
     });
     bufferSize = () => publisher.buffered;
@@ -101,6 +112,9 @@ export async function runCollector<C extends CollectorSettings, S, M>(
     await startOpsServer(ops, config.opsPort, config.opsHost);
     shutdown.register('ops server', () => ops.close());
     shutdown.register('publisher', () => publisher.close());
+    const stopTopicRetries = new AbortController();
+    shutdown.register('dead-letter topic', () => stopTopicRetries.abort());
+    ensureDeadLetterTopic(kafka, config, logger, stopTopicRetries.signal);
 
     // Both retry by themselves (the registration with the kit's back-off, the watches by restarting their
     // informers), so neither step is run twice here; the steps name what /readyz waits for meanwhile.
@@ -120,4 +134,40 @@ export async function runCollector<C extends CollectorSettings, S, M>(
   } catch (error) {
     exitOnStartupError(logger, error);
   }
+}
+
+/**
+ * Creates the dead-letter topic in the background: sampling must not wait for Kafka (samples buffer
+ * through an outage), and a dead letter waits in the send buffer until its topic exists.
+ */
+function ensureDeadLetterTopic(
+  kafka: ReturnType<typeof createKafka>,
+  config: CollectorSettings,
+  logger: Logger,
+  signal: AbortSignal,
+): void {
+  const admin = kafka.admin();
+  void retryWhileRetriable(
+    `dead-letter topic ${config.deadLetterTopic}`,
+    async () => {
+      await admin.connect();
+      await ensureTopics(admin, [
+        {
+          topic: config.deadLetterTopic,
+          partitions: 1,
+          replicationFactor: config.topicReplicationFactor,
+          retentionMs: 28 * 24 * 3600 * 1000,
+        },
+      ]);
+    },
+    { logger, signal },
+  )
+    .catch((error: unknown) => {
+      if (signal.aborted) return;
+      logger.error(
+        { err: errorMessage(error), topic: config.deadLetterTopic },
+        'collector dead-letter topic not created: dead letters wait in the send buffer until it exists',
+      );
+    })
+    .finally(() => admin.disconnect().catch(() => {}));
 }

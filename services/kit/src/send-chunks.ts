@@ -55,3 +55,21 @@ export async function sendInChunks(
 ): Promise<void> {
   for (const chunk of chunksBySize(messages)) await send({ topic, messages: chunk });
 }
+
+/** Broker answers that no retry of the same batch can change: it is too large for the topic. */
+const TOO_LARGE = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE']);
+
+/**
+ * The broker's answer (MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE) when a send failed because its batch (or one record) exceeds the broker's limit. kafkajs bails out of
+ * its retrier with the protocol error, sometimes wrapped (KafkaJSNonRetriableError, a cause chain).
+ */
+export function tooLargeType(error: unknown): string | undefined {
+  const seen = new Set<unknown>();
+  for (let current = error; typeof current === 'object' && current !== null && !seen.has(current);) {
+    seen.add(current);
+    const type = String((current as { type?: unknown }).type);
+    if (TOO_LARGE.has(type)) return type;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
+}

@@ -1,4 +1,5 @@
 import {
+  collectorOutputConfigSpec,
   DEFAULT_TOPICS,
   env,
   kafkaConfigSpec,
@@ -18,6 +19,7 @@ export const configSpec = {
   ...registryConfigSpec,
   ...opsConfigSpec,
   ...kubernetesConfigSpec,
+  ...collectorOutputConfigSpec,
   clusterId: env('CLUSTER_ID', schemas.nonEmpty(), 'Cluster id for pods without a clusterId annotation.'),
   samplingIntervalMs: env(
     'SAMPLING_INTERVAL_MS',

@@ -19,7 +19,20 @@ export function collectorMetrics(registry: Registry, bufferSize: () => number) {
     }),
     samplesDropped: new Counter({
       name: 'gpumeter_samples_dropped_total',
-      help: 'Samples dropped because the send buffer was full during a Kafka outage.',
+      help: 'Samples never delivered, by reason: buffer_full (Kafka unreachable too long), shutdown (not acknowledged within the drain time), too_large (refused even alone, no dead-letter topic).',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    samplesDeadLettered: new Counter({
+      name: 'gpumeter_samples_dead_lettered_total',
+      help: 'Samples sent to the collector dead-letter topic, by reason: identity_too_long, message_too_large.',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    sampleFieldsTruncated: new Counter({
+      name: 'gpumeter_sample_fields_truncated_total',
+      help: 'String fields cut to SAMPLE_MAX_STRING_LENGTH (with a marker) before sending, by field.',
+      labelNames: ['field'],
       registers: [registry],
     }),
     sendErrors: new Counter({
