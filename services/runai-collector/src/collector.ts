@@ -21,6 +21,8 @@ export class RunaiCollector {
   private readonly ticker: GridTicker;
   private readonly warnedUnattributed = new Set<string>();
   private readonly warnedInputs = new Set<string>();
+  /** The first grid point skipped for a stale cache, while it is stale. */
+  private staleSince: number | undefined;
 
   constructor(
     private readonly config: Config,
@@ -35,10 +37,18 @@ export class RunaiCollector {
       projectCustomers: config.projectCustomers,
       fallbackSubject: config.fallbackSubject,
     });
-    this.cluster = new ClusterCache(kc, logger, {
-      onList: (kind) => metrics.lists.inc({ kind }),
-      onError: (kind) => metrics.watchErrors.inc({ kind }),
-    });
+    this.cluster = new ClusterCache(
+      kc,
+      logger,
+      {
+        onList: (kind) => metrics.lists.inc({ kind }),
+        onError: (kind) => metrics.watchErrors.inc({ kind }),
+      },
+      {
+        relistMs: config.watchRelistIntervals * config.samplingIntervalMs,
+        staleAfterMs: config.watchStaleIntervals * config.samplingIntervalMs,
+      },
+    );
     this.ticker = new GridTicker(
       config.samplingIntervalMs,
       config.sampleDelayMs,
@@ -47,8 +57,9 @@ export class RunaiCollector {
     );
   }
 
+  /** Listed, and the watches fresh: a stale cache would bill pods that may have ended. */
   get ready(): boolean {
-    return this.cluster.synced;
+    return this.cluster.synced && this.cluster.health().fresh;
   }
 
   /** Lists pods and nodes, backfills up to the latest due grid point, then samples on every grid point. */
@@ -60,6 +71,7 @@ export class RunaiCollector {
   }
 
   private async tick(T: number): Promise<void> {
+    if (!this.vouchable(T)) return;
     const plan = this.planner.plan(this.cluster.pods.all(), this.cluster.nodes, T);
     this.metrics.samplesProduced.inc(plan.samples.length);
     this.metrics.samplesBackfilled.inc(plan.backfilled);
@@ -101,6 +113,35 @@ export class RunaiCollector {
       { t: T, samples: plan.samples.length, backfilled: plan.backfilled },
       'grid point sampled',
     );
+  }
+
+  /**
+   * Whether the cache can vouch for grid point T. A stale one is skipped, not sampled: the planner keeps
+   * each pod's last planned point, so once fresh again the skipped points are backfilled from what the
+   * relist or the resumed watch then shows (as after a restart), never from the stale state.
+   */
+  private vouchable(T: number): boolean {
+    const health = this.cluster.health();
+    this.metrics.watchFresh.set(health.fresh ? 1 : 0);
+    if (!health.fresh) {
+      this.metrics.staleGridPoints.inc();
+      if (this.staleSince === undefined) {
+        this.staleSince = T;
+        this.logger.error(
+          { t: T, reason: health.reason, lastEvidenceMs: health.lastEvidenceMs },
+          'Kubernetes watch not fresh: not ready, grid points not sampled until it is',
+        );
+      }
+      return false;
+    }
+    if (this.staleSince !== undefined) {
+      this.logger.info(
+        { skippedFrom: this.staleSince, t: T },
+        'Kubernetes watch fresh again: backfilling the skipped grid points',
+      );
+      this.staleSince = undefined;
+    }
+    return true;
   }
 
   async stop(): Promise<void> {

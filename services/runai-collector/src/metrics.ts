@@ -57,9 +57,19 @@ export function collectorMetrics(registry: Registry, bufferSize: () => number) {
       labelNames: ['kind'],
       registers: [registry],
     }),
+    watchFresh: new Gauge({
+      name: 'gpumeter_kubernetes_watch_fresh',
+      help: '1 while the pod and node watches are fresh (listed, not failed, a list or event within WATCH_STALE_INTERVALS), else 0.',
+      registers: [registry],
+    }),
+    staleGridPoints: new Counter({
+      name: 'gpumeter_stale_grid_points_total',
+      help: 'Grid points not sampled because the Kubernetes watch was not fresh (backfilled once it is).',
+      registers: [registry],
+    }),
     lists: new Counter({
       name: 'gpumeter_kubernetes_lists_total',
-      help: 'Kubernetes lists: the first, and each relist (after 410 Gone or an error).',
+      help: 'Kubernetes lists: the first, each periodic relist (WATCH_RELIST_INTERVALS), and each relist after 410 Gone or a failed list.',
       labelNames: ['kind'],
       registers: [registry],
     }),

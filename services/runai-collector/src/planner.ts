@@ -77,7 +77,8 @@ export class AllocationPlanner {
       if (!pod.uid || !pod.span) continue;
       seen.add(pod.uid);
       const last = this.lastPlanned.get(pod.uid);
-      const from = last === undefined ? T - this.backfillMaxMs : last + this.intervalMs;
+      // Backfill (a restart, points skipped while the watch was stale) reaches back backfillMaxMs at most.
+      const from = Math.max(T - this.backfillMaxMs, last === undefined ? -Infinity : last + this.intervalMs);
       const points = gridPointsOverlapping(pod.span, from, T, this.intervalMs);
       for (const t of points) {
         samples.push(allocationSample(pod, t, sampleSpan(t, this.intervalMs, pod.span)!));
