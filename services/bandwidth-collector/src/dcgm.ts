@@ -1,9 +1,10 @@
-import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import parsePrometheusTextFormat, { type ParsedFamily } from 'parse-prometheus-text-format';
 
 /**
  * DCGM exporter text → one reading per physical GPU or MIG instance (DESIGN.md §2). The PROF NVLink/PCIe
  * metrics are rates in bytes/s (gauges) and DCGM_FI_DEV_FB_USED is MiB. Parsing is left to a Prometheus
- * text-format parser (label escapes, HELP/TYPE, timestamps); this file only maps series to devices.
+ * text-format parser (label escapes, timestamps), one line at a time: it throws on the first invalid line
+ * of a page and has no recovery, so a page handed over whole would lose every GPU for one bad line.
  */
 export const DCGM_METRICS = {
   nvlinkTx: 'DCGM_FI_PROF_NVLINK_TX_BYTES',
@@ -39,14 +40,36 @@ export interface DeviceReading extends Record<Quantity, number> {
 
 export interface ParseResult {
   readonly devices: DeviceReading[];
-  /** Series skipped: no UUID label, or a value that is not a finite number. */
+  /** Series skipped: no UUID label, a value that is not a finite number, or a line that does not parse. */
   readonly skipped: number;
+  /** Of those, lines the parser rejected (skipped, the rest of the page kept). */
+  readonly badLines: number;
+}
+
+/** Each sample line parsed alone (comments carry nothing used here); a rejected line is counted. */
+function parseLines(text: string): { families: ParsedFamily[]; badLines: number } {
+  const families: ParsedFamily[] = [];
+  let badLines = 0;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    try {
+      // The parser emits a family only once its line is terminated.
+      const parsed = parsePrometheusTextFormat(`${line}\n`);
+      if (parsed.every(wellFormed)) families.push(...parsed);
+      else badLines += 1;
+    } catch {
+      badLines += 1;
+    }
+  }
+  return { families, badLines };
 }
 
 export function parseDcgm(text: string): ParseResult {
   const devices = new Map<string, { -readonly [K in keyof DeviceReading]: DeviceReading[K] }>();
-  let skipped = 0;
-  for (const family of parsePrometheusTextFormat(text)) {
+  const { families, badLines } = parseLines(text);
+  let skipped = badLines;
+  for (const family of families) {
     const quantity = BY_NAME.get(family.name);
     if (!quantity) continue;
     for (const metric of family.metrics) {
@@ -84,7 +107,23 @@ export function parseDcgm(text: string): ParseResult {
       if (pod && !device.pod) device.pod = { namespace: labels.namespace ?? '', name: pod };
     }
   }
-  return { devices: [...devices.values()], skipped };
+  return { devices: [...devices.values()], skipped, badLines };
+}
+
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const SAMPLE_VALUE = /^(?:[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|NaN|[+-]?Inf)$/;
+
+/** The parser takes some garbage without throwing ("x is {y" as metric x, value "is"): refuse those. */
+function wellFormed(family: ParsedFamily): boolean {
+  return (
+    METRIC_NAME.test(family.name) &&
+    family.metrics.every(
+      (m) =>
+        SAMPLE_VALUE.test(m.value ?? '') &&
+        ((m as { timestamp_ms?: string }).timestamp_ms === undefined ||
+          /^-?\d+$/.test((m as { timestamp_ms?: string }).timestamp_ms ?? '')),
+    )
+  );
 }
 
 function nonEmpty(text: string | undefined): string | undefined {

@@ -68,3 +68,28 @@ describe('parseDcgm', () => {
     expect(parseDcgm(page).devices[0]).toMatchObject({ hostname: 'n"1', gpuType: 'Tesla-T4', fbUsedMiB: 5 });
   });
 });
+
+// Issue 13 point 7: one line the parser rejects must not lose the exporter's whole interval.
+describe('parseDcgm with unparsable lines', () => {
+  const good = parseDcgm(PAGE);
+  const lines = PAGE.split('\n');
+  const broken = [
+    ...lines.slice(0, 3),
+    'DCGM_FI_DEV_FB_USED{gpu="9",UUID="GPU-zzzz" 12', // unterminated label set
+    ...lines.slice(3, 8),
+    'this is { not a metric',
+    ...lines.slice(8),
+  ].join('\n');
+
+  it('skips and counts each bad line and keeps every reading of the good ones', () => {
+    const result = parseDcgm(broken);
+    expect(result.devices).toEqual(good.devices);
+    expect(result.badLines).toBe(2);
+    expect(result.skipped).toBe(good.skipped + 2);
+  });
+
+  it('keeps CRLF pages and a page of only bad lines', () => {
+    expect(parseDcgm(PAGE.replace(/\n/g, '\r\n')).devices).toEqual(good.devices);
+    expect(parseDcgm('}{\n"\n')).toMatchObject({ devices: [], badLines: 2 });
+  });
+});
