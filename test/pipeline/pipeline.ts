@@ -131,7 +131,9 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
   const database = isolated ? `gpu_meter_${runId}` : 'gpu_meter';
   const groupSuffix = isolated ? `-${runId}` : '';
   const { windowMs, intervalMs } = options;
-  const lead = options.leadMs ?? 8_000;
+  // Every collector must be ready before the first grid point (DCGM gauges have no history): on the
+  // loaded 2-core CI machine they took up to 10.5 s (npm test beside fault runs), so 8 s was too short.
+  const lead = options.leadMs ?? 20_000;
   // Start on a window boundary so the compared windows cover the scenario exactly.
   const startMs = Math.ceil((Date.now() + lead) / windowMs) * windowMs;
   const durationMs = options.scenario.durationMs;
