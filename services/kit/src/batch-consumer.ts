@@ -63,6 +63,8 @@ export class BatchConsumer<T> {
   private readonly flushedUpTo = new Map<string, Offset>();
   /** Flushed offsets not yet committed. */
   private readonly toCommit = new Map<string, Offset>();
+  /** The last flush failed asking for newer records (a sink judging a batch by what comes after it). */
+  private acceptMore = false;
   /** The partitions of the last GROUP_JOIN. */
   private assigned = new Set<string>();
 
@@ -175,6 +177,7 @@ export class BatchConsumer<T> {
     }
     this.flushFailures = 0;
     this.retryNotBefore = 0;
+    this.acceptMore = false;
   }
 
   /** Heartbeats; when the group is rebalancing, commits what was flushed first (kafkajs rejoins after us). */
@@ -212,7 +215,9 @@ export class BatchConsumer<T> {
       if (item === null) this.accumulator.skip(source, Date.now());
       else this.accumulator.add({ value: item.value, source }, Date.now());
       resolveOffset(message.offset);
-      if (this.accumulator.full()) {
+      // A held batch that asked for newer records takes up to another batch of them before blocking.
+      const limit = this.acceptMore ? 2 * this.options.maxRows : this.options.maxRows;
+      if (this.accumulator.size >= limit) {
         if (!(await this.flushUntilDone(heartbeat))) return;
       }
     }
@@ -270,6 +275,8 @@ export class BatchConsumer<T> {
     for (;;) {
       if (!(await this.waitUntil(this.retryNotBefore, heartbeat))) return false;
       if (await this.flushAttempt()) return true;
+      // The sink needs newer records to judge this batch: take them (the timer keeps retrying).
+      if (this.acceptMore && this.accumulator.size < 2 * this.options.maxRows) return true;
     }
   }
 
@@ -290,6 +297,7 @@ export class BatchConsumer<T> {
         await this.flushOnce();
         this.flushFailures = 0;
         this.retryNotBefore = 0;
+        this.acceptMore = false;
         return true;
       } catch (error) {
         this.options.onRetry?.('flush', error, this.flushFailures);
@@ -297,6 +305,7 @@ export class BatchConsumer<T> {
           { err: errorMessage(error), attempt: this.flushFailures },
           'flush failed; retrying',
         );
+        this.acceptMore = wantsMoreRecords(error);
         const delay = Math.max(retryAfterOf(error), backoffDelay(this.flushFailures++, this.backoff));
         this.retryNotBefore = Date.now() + delay;
         return false;
@@ -372,6 +381,14 @@ export class BatchConsumer<T> {
 function retryAfterOf(error: unknown): number {
   const value = (error as { retryAfterMs?: unknown } | null)?.retryAfterMs;
   return typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : 0;
+}
+
+/**
+ * A sink that cannot judge a batch without newer records (the OpenMeter forwarder holding a rejected event
+ * until OpenMeter accepts something after it) sets `wantsMoreRecords` on the error it throws.
+ */
+function wantsMoreRecords(error: unknown): boolean {
+  return (error as { wantsMoreRecords?: unknown } | null)?.wantsMoreRecords === true;
 }
 
 type Offset = { topic: string; partition: number; offset: string };

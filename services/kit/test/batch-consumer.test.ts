@@ -111,7 +111,11 @@ afterEach(async () => {
 });
 
 /** A consumer on `group` whose sink records every item it was given (what the receiver got). */
-async function start(group: FakeGroup, maxRows: number, sink: { fail?: number } = {}) {
+async function start(
+  group: FakeGroup,
+  maxRows: number,
+  sink: { fail?: number; wantsMoreRecords?: boolean } = {},
+) {
   const posted: string[] = [];
   consumer = new BatchConsumer<string>({
     kafka: { consumer: () => group.consumer() } as unknown as Kafka,
@@ -127,7 +131,7 @@ async function start(group: FakeGroup, maxRows: number, sink: { fail?: number } 
     flush: async (items: ReadonlyArray<BatchItem<string>>) => {
       if ((sink.fail ?? 0) > 0) {
         sink.fail!--;
-        throw new Error('sink down');
+        throw Object.assign(new Error('sink down'), { wantsMoreRecords: sink.wantsMoreRecords === true });
       }
       posted.push(...items.map((item) => item.value));
     },
@@ -211,5 +215,15 @@ describe('BatchConsumer around rebalances (no resend without a crash)', () => {
     group.rebalance([]);
     expect(posted).toEqual(group.log.get(0));
     expect(group.lostPartitionCommits).toEqual([]);
+  });
+
+  it('takes newer records while retrying a batch the sink holds for them (wantsMoreRecords)', async () => {
+    const group = new FakeGroup({ 0: 5 });
+    const posted = await start(group, 3, { fail: 1, wantsMoreRecords: true });
+    group.join([0]);
+    // The first flush (3 records) is held; the consumer takes the next 2 and flushes the 5 together.
+    await group.fetch(0, 5);
+    expect(posted).toEqual(group.log.get(0));
+    expect(group.committed.get(0)).toBe(5n);
   });
 });

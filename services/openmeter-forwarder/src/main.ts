@@ -110,13 +110,16 @@ runUsageEventsSink({
           logger.info('OpenMeter circuit breaker closed: batches go through again');
         }
         if (hold) {
-          throw new DeliveryRetryError({
+          const error = new DeliveryRetryError({
             kind: 'retry',
             ...(rejected[0] ? { status: rejected[0].status } : {}),
             reason:
               breaker.reason ??
               `${unconfirmed} rejected events not yet confirmed bad: held until rejected again after OpenMeter accepted others`,
           });
+          // A rejection is proven only by OpenMeter accepting newer events: let the consumer take some.
+          error.wantsMoreRecords = true;
+          throw error;
         }
         for (const { item, status, body } of rejected) {
           const message = deadLetterMessage(item.source, {

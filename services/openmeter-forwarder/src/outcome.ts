@@ -45,6 +45,8 @@ export function classifyResponse(
 export class DeliveryRetryError extends GpuMeterError {
   readonly status: number | undefined;
   readonly retryAfterMs: number | undefined;
+  /** Held for newer records: BatchConsumer keeps taking records while it retries this batch. */
+  wantsMoreRecords = false;
 
   constructor(outcome: Extract<PostOutcome, { kind: 'retry' }>) {
     super('SINK_UNAVAILABLE', `OpenMeter did not take the batch: ${outcome.reason}`);
