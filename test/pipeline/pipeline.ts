@@ -196,6 +196,9 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
       OPENMETER_URL: openMeterUrl,
       OPENMETER_TOKEN: openMeterToken,
       DEAD_LETTER_TOPIC: topics.deadLetters,
+      // The run's topics are new, so reading from the beginning replays nothing; it only removes the race
+      // between the forwarder's first join and the first usage event (a new group starts at the end).
+      CONSUME_FROM_BEGINNING: 'true',
     },
   };
 
