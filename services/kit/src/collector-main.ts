@@ -9,6 +9,7 @@ import { createLogger, type Logger } from './logger.js';
 import { buildOpsServer, createMetricsRegistry, startOpsServer } from './ops-server.js';
 import { SamplePublisher, type collectorOutputConfigSpec } from './sample-publisher.js';
 import { createSchemaRegistry, TopicSerde, valueSubject } from './serde.js';
+import { deadLetterTopicSpec } from './topics.js';
 import type { SchemaName } from './schemas.js';
 import { exitOnStartupError, Shutdown } from './shutdown.js';
 import { retryWhileRetriable, StartupProgress } from './startup.js';
@@ -151,14 +152,7 @@ function ensureDeadLetterTopic(
     `dead-letter topic ${config.deadLetterTopic}`,
     async () => {
       await admin.connect();
-      await ensureTopics(admin, [
-        {
-          topic: config.deadLetterTopic,
-          partitions: 1,
-          replicationFactor: config.topicReplicationFactor,
-          retentionMs: 28 * 24 * 3600 * 1000,
-        },
-      ]);
+      await ensureTopics(admin, [deadLetterTopicSpec(config.deadLetterTopic, config.topicReplicationFactor)]);
     },
     { logger, signal },
   )

@@ -43,7 +43,12 @@ export function defaultTopicSpecs(
     },
     // Usage events are the billing record: keep them until someone decides otherwise.
     { topic: topics.usageEvents, partitions, replicationFactor, retentionMs: -1 },
-    { topic: topics.lateSamples, partitions: 1, replicationFactor, retentionMs: 4 * WEEK_MS },
-    { topic: topics.deadLetters, partitions: 1, replicationFactor, retentionMs: 4 * WEEK_MS },
+    deadLetterTopicSpec(topics.lateSamples, replicationFactor),
+    deadLetterTopicSpec(topics.deadLetters, replicationFactor),
   ];
+}
+
+/** A dead-letter (or late-sample) topic: one partition, kept four weeks for someone to look and replay. */
+export function deadLetterTopicSpec(topic: string, replicationFactor: number): TopicSpec {
+  return { topic, partitions: 1, replicationFactor, retentionMs: 4 * WEEK_MS };
 }

@@ -12,6 +12,7 @@ import { buildOpsServer, createMetricsRegistry, startOpsServer, type ReadinessCh
 import type { UsageEvent } from './schemas.js';
 import { sendInChunks } from './send-chunks.js';
 import { createSchemaRegistry, TopicSerde } from './serde.js';
+import { deadLetterTopicSpec } from './topics.js';
 import { exitOnStartupError, Shutdown } from './shutdown.js';
 import { StartupProgress } from './startup.js';
 
@@ -92,14 +93,7 @@ export function runUsageEventsSink<C extends UsageSinkSettings, T>(options: {
     const admin = kafka.admin();
     await startup.step(`dead-letter topic ${config.deadLetterTopic}`, async () => {
       await admin.connect();
-      await ensureTopics(admin, [
-        {
-          topic: config.deadLetterTopic,
-          partitions: 1,
-          replicationFactor: config.topicReplicationFactor,
-          retentionMs: 28 * 24 * 3600 * 1000,
-        },
-      ]);
+      await ensureTopics(admin, [deadLetterTopicSpec(config.deadLetterTopic, config.topicReplicationFactor)]);
     });
     await admin.disconnect();
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
