@@ -11,25 +11,26 @@ import { baseSettings, BW, bw, pod, POD, pair } from './harness.js';
 const minimal = { KAFKA_BROKERS: 'k:9092', SCHEMA_REGISTRY_URL: 'http://r:8081' };
 const nothing = { offset: null, metadata: null };
 
-function podRec(offset: number, id: string, t: number, interval: number, timestampMs = t): DriverRecord {
+/** A pod (or bandwidth) sample observed at t, covering the interval before it, as the worker hands it over. */
+function rec(
+  kind: 'pod' | 'bandwidth',
+  offset: number,
+  id: string,
+  t: number,
+  interval: number,
+  timestampMs = t,
+): DriverRecord {
+  const common = { id, observedAtMs: t, spanStartMs: t - interval };
   return {
-    topic: POD,
+    topic: kind === 'pod' ? POD : BW,
     partition: 0,
     offset,
     timestampMs,
-    decoded: { kind: 'pod', value: pod({ id, observedAtMs: t, spanStartMs: t - interval }) },
+    decoded: kind === 'pod' ? { kind, value: pod(common) } : { kind, value: bw(common) },
   };
 }
-
-function bwRec(offset: number, id: string, t: number, interval: number, timestampMs = t): DriverRecord {
-  return {
-    topic: BW,
-    partition: 0,
-    offset,
-    timestampMs,
-    decoded: { kind: 'bandwidth', value: bw({ id, observedAtMs: t, spanStartMs: t - interval }) },
-  };
-}
+const podRec = (...args: [number, string, number, number, number?]) => rec('pod', ...args);
+const bwRec = (...args: [number, string, number, number, number?]) => rec('bandwidth', ...args);
 
 const gpuSeconds = (events: Array<{ gpuAllocationSeconds: number }>) =>
   events.reduce((sum, e) => sum + e.gpuAllocationSeconds, 0);
