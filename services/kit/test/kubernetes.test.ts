@@ -74,7 +74,9 @@ describe('ResilientInformer', () => {
     });
     await informer.start();
     await informer.synced;
-    for (let i = 0; i < 100 && added.length < 2; i += 1)
+    // Until both pods are in and the watch after the relist was asked for (the informer sends it just
+    // after adding 'b'; stopping at 'b' alone raced it on a loaded machine); 5 s at most.
+    for (let i = 0; i < 100 && (added.length < 2 || api.requests.length < 5); i += 1)
       await new Promise((resolve) => setTimeout(resolve, 50));
     await informer.stop();
     expect(events.errors).toBe(1);
