@@ -22,6 +22,21 @@ export const kafkaConfigSpec = {
     schemas.optionalString(),
     'PEM file of CAs to trust for Kafka TLS.',
   ),
+  kafkaTlsCertFile: env(
+    'KAFKA_TLS_CERT_FILE',
+    schemas.optionalString(),
+    'PEM client certificate for mutual TLS (with KAFKA_TLS_KEY_FILE).',
+  ),
+  kafkaTlsKeyFile: env(
+    'KAFKA_TLS_KEY_FILE',
+    schemas.optionalString(),
+    'PEM private key of the client certificate for mutual TLS.',
+  ),
+  kafkaAllowPlaintextSasl: env(
+    'KAFKA_ALLOW_PLAINTEXT_SASL',
+    schemas.bool(false),
+    'Allow SASL without TLS (its credentials then cross the network unencrypted): only for a trusted local network.',
+  ),
 } as const;
 
 export const registryConfigSpec = {

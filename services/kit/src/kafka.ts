@@ -22,6 +22,12 @@ function pinoLogCreator(logger: Logger) {
 
 function saslOptions(settings: KafkaSettings): SASLOptions | undefined {
   if (settings.kafkaSaslMechanism === 'none') return undefined;
+  if (!settings.kafkaTls && !settings.kafkaAllowPlaintextSasl)
+    throw new ConfigError(
+      'KAFKA_TLS',
+      `must be true with KAFKA_SASL_MECHANISM=${settings.kafkaSaslMechanism}: without TLS the SASL ` +
+        'credentials cross the network unencrypted (set KAFKA_ALLOW_PLAINTEXT_SASL=true to accept that)',
+    );
   if (!settings.kafkaSaslUsername)
     throw new ConfigError('KAFKA_SASL_USERNAME', `is required for ${settings.kafkaSaslMechanism}`);
   if (!settings.kafkaSaslPassword)
@@ -33,14 +39,25 @@ function saslOptions(settings: KafkaSettings): SASLOptions | undefined {
   } as SASLOptions;
 }
 
+/** TLS options: server CAs and, for mutual TLS, a client certificate and key (both or neither). */
+function tlsOptions(settings: KafkaSettings): KafkaConfig['ssl'] {
+  const { kafkaTlsCertFile: cert, kafkaTlsKeyFile: key } = settings;
+  if (!settings.kafkaTls) {
+    if (cert || key)
+      throw new ConfigError('KAFKA_TLS', 'must be true when a client certificate is configured');
+    return undefined;
+  }
+  if (Boolean(cert) !== Boolean(key))
+    throw new ConfigError(cert ? 'KAFKA_TLS_KEY_FILE' : 'KAFKA_TLS_CERT_FILE', 'mutual TLS needs both files');
+  const ca = settings.kafkaTlsCaFile ? { ca: [readFileSync(settings.kafkaTlsCaFile, 'utf8')] } : {};
+  const client = cert && key ? { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') } : {};
+  return Object.keys(ca).length + Object.keys(client).length > 0 ? { ...ca, ...client } : true;
+}
+
 /** Builds the kafkajs client options; no I/O happens until a producer, consumer or admin connects. */
 export function kafkaClientConfig(settings: KafkaSettings, serviceName: string, logger: Logger): KafkaConfig {
   const sasl = saslOptions(settings);
-  const tls = settings.kafkaTls
-    ? settings.kafkaTlsCaFile
-      ? { ca: [readFileSync(settings.kafkaTlsCaFile, 'utf8')] }
-      : true
-    : undefined;
+  const tls = tlsOptions(settings);
   return {
     clientId: settings.kafkaClientId ?? serviceName,
     brokers: [...settings.kafkaBrokers],

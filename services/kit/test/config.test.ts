@@ -97,6 +97,7 @@ describe('readConfig', () => {
       ...base,
       KAFKA_SASL_MECHANISM: 'scram-sha-512',
       KAFKA_SASL_USERNAME: 'u',
+      KAFKA_TLS: 'true', // SASL without TLS is refused first (security.test.ts)
     });
     const error = errorOf(() => createKafka(config, 'test', createLogger('test', 'silent')));
     expect(error.variable).toBe('KAFKA_SASL_PASSWORD');
