@@ -41,6 +41,19 @@ export const collectorOutputConfigSpec = {
   ),
 } as const;
 
+/** A dead letter for something that is not a sample (a pod the model rejects); see SamplePublisher.deadLetter. */
+export interface ObjectDeadLetter {
+  /** The Kafka key: the one its samples would have had, so it sits in their partition. */
+  readonly key: string;
+  readonly value: Buffer;
+  /** Error code header (GPUM_...): what the object is and what went wrong. */
+  readonly code: string;
+  /** Reason header: a short label, as in the metrics. */
+  readonly reason: string;
+  /** Error message header: the detail. */
+  readonly message: string;
+}
+
 export interface SamplePublisherOptions<T> {
   readonly kafka: Kafka;
   readonly serde: TopicSerde<T>;
@@ -114,7 +127,7 @@ export class SamplePublisher<T> {
       maxBatchBytes: this.maxMessageBytes,
       logger: options.logger.child({ component: 'sender' }),
       deadLetter: (message, reason) =>
-        this.deadLetter(message, {
+        this.deadLetterSample(message, {
           code: 'GPUM_SAMPLE_TOO_LARGE',
           reason: 'message_too_large',
           message: `the broker refused the sample even alone (${reason}, ${messageBytes(message)} bytes)`,
@@ -178,7 +191,7 @@ export class SamplePublisher<T> {
       this.options.onTruncated?.(field);
     }
     if (tooLong.length > 0) {
-      return this.deadLetter(
+      return this.deadLetterSample(
         { key, value: this.options.serde.encode(sample) },
         {
           code: 'GPUM_SAMPLE_IDENTITY_TOO_LONG',
@@ -190,7 +203,7 @@ export class SamplePublisher<T> {
     const message = { key, value: this.options.serde.encode(capped as T) };
     const bytes = messageBytes(message);
     if (bytes <= this.maxMessageBytes) return message;
-    return this.deadLetter(message, {
+    return this.deadLetterSample(message, {
       code: 'GPUM_SAMPLE_TOO_LARGE',
       reason: 'message_too_large',
       message: `encoded sample is ${bytes} bytes, over ${this.maxMessageBytes}`,
@@ -198,10 +211,25 @@ export class SamplePublisher<T> {
   }
 
   /**
+   * Sends what the collector could not turn into samples at all (a pod the model rejects) to the
+   * dead-letter topic, in order with the samples through the same buffer. `value` describes the object
+   * (JSON), not a sample's encoding: the error code tells the two apart. Neither logged nor counted here:
+   * the caller knows the object and logs it once. Returns how many were dropped (no dead-letter topic, or
+   * to stay in the buffer's bound).
+   */
+  deadLetter(letters: readonly ObjectDeadLetter[]): number {
+    const topic = this.options.deadLetterTopic;
+    if (letters.length === 0 || topic === undefined) return letters.length;
+    return this.sender.enqueue(
+      letters.map((letter) => this.deadLetterForm(topic, { key: letter.key, value: letter.value }, letter)),
+    );
+  }
+
+  /**
    * The dead-letter form of a sample: its key and bytes (left out, with their size in a header, when they
    * would not fit either) and headers naming the topic it was for and why. Logged and counted.
    */
-  private deadLetter(
+  private deadLetterSample(
     message: OutgoingMessage,
     failure: { code: string; reason: string; message: string },
   ): OutgoingMessage | undefined {
@@ -216,7 +244,17 @@ export class SamplePublisher<T> {
       this.options.onDropped?.(1, 'too_large');
       return undefined;
     }
-    const fits = bytes <= this.maxMessageBytes;
+    logger.error({ ...fields, topic: deadLetterTopic }, 'sample cannot be sent as it is; dead-lettering it');
+    this.options.onDeadLettered?.(1, failure.reason);
+    return this.deadLetterForm(deadLetterTopic, message, failure);
+  }
+
+  private deadLetterForm(
+    topic: string,
+    message: OutgoingMessage,
+    failure: { code: string; reason: string; message: string },
+  ): OutgoingMessage {
+    const fits = messageBytes(message) <= this.maxMessageBytes;
     const headers: IHeaders = {
       [DEAD_LETTER_HEADERS.sourceTopic]: this.options.serde.topic,
       [DEAD_LETTER_HEADERS.errorCode]: failure.code,
@@ -225,12 +263,10 @@ export class SamplePublisher<T> {
       [DEAD_LETTER_HEADERS.service]: this.options.service ?? 'collector',
       ...(fits ? {} : { 'gpu-meter.value.bytes': String(message.value?.length ?? 0) }),
     };
-    logger.error({ ...fields, topic: deadLetterTopic }, 'sample cannot be sent as it is; dead-lettering it');
-    this.options.onDeadLettered?.(1, failure.reason);
     return {
       key: truncateString(message.key, this.maxStringLength),
       value: fits ? message.value : null,
-      topic: deadLetterTopic,
+      topic,
       headers,
     };
   }

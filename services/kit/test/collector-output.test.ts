@@ -291,6 +291,30 @@ describe('SamplePublisher: bounded samples (issue 13 point 4)', () => {
     expect(counts.deadLettered).toEqual([{ count: 1, reason: 'message_too_large' }]);
   });
 
+  it('dead-letters an object that is no sample (a rejected pod) in order with the samples, as it is given', async () => {
+    const { publisher, sent, counts } = publisherWith<ReturnType<typeof sample>>({
+      deadLetterTopic: 'collector-dead-letters',
+    });
+    await publisher.start();
+    publisher.publish([sample('p1', 'alice')]);
+    const value = Buffer.from(JSON.stringify({ kind: 'pod', uid: 'p2' }));
+    const letter = { key: 'c/p2', value, code: 'GPUM_POD_REJECTED', reason: 'model_error', message: 'bad' };
+    expect(publisher.deadLetter([letter])).toBe(0);
+    await publisher.close(2_000);
+    expect(sent.map((s) => `${s.topic}:${String(s.message.key)}`)).toEqual([
+      'samples:c/p1',
+      'collector-dead-letters:c/p2',
+    ]);
+    const { headers, value: sentValue } = sent[1]!.message;
+    expect(sentValue).toEqual(value);
+    expect(String(headers?.[DEAD_LETTER_HEADERS.errorCode])).toBe('GPUM_POD_REJECTED');
+    expect(String(headers?.[DEAD_LETTER_HEADERS.reason])).toBe('model_error');
+    expect(String(headers?.[DEAD_LETTER_HEADERS.errorMessage])).toBe('bad');
+    expect(String(headers?.[DEAD_LETTER_HEADERS.sourceTopic])).toBe('samples');
+    // The caller counts and logs what it dead-letters: not a sample dead letter.
+    expect(counts.deadLettered).toEqual([]);
+  });
+
   it('at close counts and logs the samples a missing topic kept from delivery', async () => {
     const { lines, logger } = capturedLogger();
     const { publisher, counts } = publisherWith<ReturnType<typeof sample>>({

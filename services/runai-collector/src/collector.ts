@@ -9,7 +9,7 @@ import { ClusterCache } from '@gpu-meter/kit/kubernetes';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Config } from './config.js';
 import type { CollectorMetrics } from './metrics.js';
-import { AllocationPlanner } from './planner.js';
+import { AllocationPlanner, rejectedPodDeadLetter, type RejectedPod } from './planner.js';
 
 /**
  * Binds the informers, the pod store, the planner, the grid ticker and the publisher. All decisions are in
@@ -105,6 +105,7 @@ export class RunaiCollector {
       }
     }
     this.publisher.publish(plan.samples);
+    this.reportRejected(plan.rejected);
     // Deleted pods are kept until no future grid point can overlap them.
     this.cluster.pods.prune(T - this.config.samplingIntervalMs);
     const size = this.cluster.pods.size;
@@ -113,6 +114,30 @@ export class RunaiCollector {
       { t: T, samples: plan.samples.length, backfilled: plan.backfilled },
       'grid point sampled',
     );
+  }
+
+  /**
+   * Each rejected pod is dead-lettered for its points and counted; logged when its rejection is new or
+   * changed, not at every grid point while it stays rejected (its dead letters and the count go on).
+   */
+  private reportRejected(rejected: readonly RejectedPod[]): void {
+    for (const pod of rejected) {
+      this.metrics.rejectedPodGridPoints.inc({ reason: pod.reason }, pod.gridPointsMs.length);
+      if (pod.repeated) continue;
+      this.logger.error(
+        {
+          pod: `${pod.namespace}/${pod.name}`,
+          uid: pod.uid,
+          clusterId: pod.clusterId,
+          reason: pod.reason,
+          detail: pod.detail,
+          t: pod.gridPointsMs.at(-1),
+          topic: this.config.deadLetterTopic,
+        },
+        'Run:ai pod rejected by the pod model: not sampled, its grid points dead-lettered (logged again only if the reason changes)',
+      );
+    }
+    if (rejected.length > 0) this.publisher.deadLetter(rejected.map(rejectedPodDeadLetter));
   }
 
   /**

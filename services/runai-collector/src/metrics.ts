@@ -51,6 +51,12 @@ export function collectorMetrics(registry: Registry, bufferSize: () => number) {
       labelNames: ['input', 'reason'],
       registers: [registry],
     }),
+    rejectedPodGridPoints: new Counter({
+      name: 'gpumeter_rejected_pod_grid_points_total',
+      help: 'Grid points of pods the pod model rejected (a quantity it cannot parse, an amount no sample can carry), not sampled but dead-lettered, by reason: model_error, invalid_amount.',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
     watchErrors: new Counter({
       name: 'gpumeter_watch_errors_total',
       help: 'Kubernetes list/watch failures (the informer restarts after a back-off).',

@@ -2,7 +2,7 @@ import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { PodStore, deterministicId, podSampleKey, type PodAllocationSample } from '@gpu-meter/kit';
 import { publishedMessages } from '../../../test/support/recording-publisher.js';
-import { AllocationPlanner } from '../src/planner.js';
+import { AllocationPlanner, rejectedPodDeadLetter } from '../src/planner.js';
 
 const I = 1_000;
 const T0 = 1_767_225_600_000;
@@ -211,6 +211,87 @@ describe('tenant-written inputs (issue 13 point 5)', () => {
     ]);
     const honest = new AllocationPlanner(I, 0, attribution).plan(storeOf(pod('ok', T0)).all(), nodes, T0 + I);
     expect(honest.corrected).toEqual([]);
+  });
+});
+
+/**
+ * Issue 13 point 7: a pod the model rejects (a quantity it cannot parse, an amount no bill can hold) must
+ * cost that pod its samples, not every pod's grid point. It is reported, with what identifies it and why.
+ */
+describe('a pod the model rejects', () => {
+  const unparsable = () => {
+    const bad = pod('bad', T0);
+    bad.spec!.containers[0]!.resources!.limits = { 'nvidia.com/gpu': 'lots' };
+    return bad;
+  };
+  const badIdentity = {
+    clusterId: 'sim',
+    namespace: 'runai-team-a',
+    name: 'bad',
+    uid: 'uid-bad',
+    gridPointsMs: [T0 + I],
+    reason: 'model_error',
+    detail: 'not a Kubernetes quantity: "lots"',
+  };
+
+  it('is reported with its reason, and every other pod is sampled', () => {
+    const plan = new AllocationPlanner(I, 0, attribution).plan(
+      storeOf(pod('a', T0), unparsable(), pod('c', T0)).all(),
+      nodes,
+      T0 + I,
+    );
+    expect(plan.samples.map((s) => [s.podName, s.observedAtMs - T0])).toEqual([
+      ['a', I],
+      ['c', I],
+    ]);
+    expect(plan.rejected).toEqual([{ ...badIdentity, repeated: false }]);
+  });
+
+  it('is dead-lettered keyed as its samples, naming the pod, its grid points and the reason', () => {
+    const [rejected] = new AllocationPlanner(I, 0, attribution).plan(
+      storeOf(unparsable()).all(),
+      nodes,
+      T0 + I,
+    ).rejected;
+    const letter = rejectedPodDeadLetter(rejected!);
+    expect(letter).toMatchObject({
+      key: podSampleKey({ clusterId: 'sim', podUid: 'uid-bad' }),
+      code: 'GPUM_POD_REJECTED',
+      reason: 'model_error',
+      message: 'pod runai-team-a/bad not sampled: not a Kubernetes quantity: "lots"',
+    });
+    expect(JSON.parse(String(letter.value))).toEqual({ kind: 'pod', ...badIdentity });
+  });
+
+  it('is rejected for an amount no sample can carry (bytes past a safe integer, the Avro long)', () => {
+    // On a node that states no memory nothing caps the request; encoding it would throw in the publisher.
+    const huge = pod('huge', T0);
+    huge.spec!.containers[0]!.resources!.requests = { cpu: '2', memory: '2E' };
+    const plan = new AllocationPlanner(I, 0, attribution).plan(storeOf(huge).all(), nodes, T0 + I);
+    expect(plan.samples).toEqual([]);
+    expect(plan.rejected.map((r) => [r.name, r.reason, r.detail])).toEqual([
+      ['huge', 'invalid_amount', 'memoryBytes 2000000000000000000 is not a safe integer'],
+    ]);
+  });
+
+  it('accounts each grid point once, backfill included, and says when the same rejection was reported before', () => {
+    const planner = new AllocationPlanner(I, 2 * I, attribution);
+    const store = storeOf(pod('a', T0), unparsable());
+    const first = planner.plan(store.all(), nodes, T0 + 3 * I);
+    expect(first.rejected.map((r) => [r.gridPointsMs.map((t) => t - T0), r.repeated])).toEqual([
+      [[I, 2 * I, 3 * I], false],
+    ]);
+    const second = planner.plan(store.all(), nodes, T0 + 4 * I);
+    expect(second.rejected.map((r) => [r.gridPointsMs.map((t) => t - T0), r.repeated])).toEqual([
+      [[4 * I], true],
+    ]);
+    expect(second.samples.map((s) => s.podName)).toEqual(['a']);
+    // Fixed (the object replaced), it is sampled again from the next point; rejected anew, reported anew.
+    store.upsert(pod('bad', T0));
+    expect(planner.plan(store.all(), nodes, T0 + 5 * I).samples.map((s) => s.podName)).toEqual(['a', 'bad']);
+    expect(planner.plan(store.all(), nodes, T0 + 5 * I).rejected).toEqual([]);
+    store.upsert(unparsable());
+    expect(planner.plan(store.all(), nodes, T0 + 6 * I).rejected.map((r) => r.repeated)).toEqual([false]);
   });
 });
 
