@@ -26,7 +26,7 @@ export class ClusterState {
   /** Labels edited at run time (`setLabels`), per object key: they stay on the object's later changes. */
   private readonly labelEdits = new Map<string, Record<string, string>>();
 
-  constructor(private readonly timeline: readonly Change[]) {}
+  constructor(private timeline: readonly Change[]) {}
 
   get resourceVersion(): number {
     return this.rv;
@@ -38,6 +38,19 @@ export class ClusterState {
       this.apply(this.timeline[this.next]!);
       this.next++;
     }
+  }
+
+  /**
+   * Replaces the timeline before the scenario proper begins (a postponed start): only the objects that exist
+   * from before the start (offset -Infinity: nodes, exporters) may have been applied, and the new timeline
+   * must begin with as many of them, so what a watcher saw so far holds under both.
+   */
+  replacePending(timeline: readonly Change[]): void {
+    const initial = (changes: readonly Change[]) =>
+      changes.slice(0, this.next).every((c) => c.atMs === -Infinity);
+    if (!initial(this.timeline) || !initial(timeline))
+      throw new Error('the scenario has begun: its timeline can no longer be replaced');
+    this.timeline = timeline;
   }
 
   /** Offset of the next pending change, or undefined when the timeline is exhausted. */
@@ -79,6 +92,15 @@ export class ClusterState {
     this.labelEdits.set(key, { ...this.labelEdits.get(key), ...labels });
     this.apply({ atMs: Number.NaN, order: 0, kind, action: 'upsert', object });
     return true;
+  }
+
+  /**
+   * `kubectl apply` of an object that is not in the scenario (a test's extra pod): ADDED (or MODIFIED) now,
+   * kept until something deletes it; no timeline change ever touches it unless it has a scenario object's name.
+   */
+  put(object: K8sObject): void {
+    const kind = object.kind === 'Node' ? 'Node' : 'Pod';
+    this.apply({ atMs: Number.NaN, order: 0, kind, action: 'upsert', object });
   }
 
   list(kind: 'Pod' | 'Node'): K8sObject[] {

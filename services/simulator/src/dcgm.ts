@@ -82,11 +82,32 @@ export function renderMetrics(model: ClusterModel, node: string, t: number): str
   return `${lines.join('\n')}\n`;
 }
 
-export function createDcgmServer(model: ClusterModel, offsetNow: () => number): Server {
+/**
+ * Pages served beside the nodes' under /pages/<name> (e.g. a forged exporter a test plants), each rendered
+ * at the scenario offset of the request; `requests` counts every GET per path, served or not.
+ */
+export interface DcgmExtras {
+  readonly pages: Map<string, (offsetMs: number) => string>;
+  readonly requests: Map<string, number>;
+}
+
+export function createDcgmServer(
+  model: ClusterModel,
+  offsetNow: () => number,
+  extras: DcgmExtras = { pages: new Map(), requests: new Map() },
+): Server {
   return createServer((req, res) => {
+    const path = (req.url ?? '').replace(/\?.*$/, '');
+    extras.requests.set(path, (extras.requests.get(path) ?? 0) + 1);
     const m = /^\/metrics\/([^/?]+)\/?(?:\?.*)?$/.exec(req.url ?? '');
+    const page = /^\/pages\/([^/?]+)\/?$/.exec(path);
+    const extra = page ? extras.pages.get(decodeURIComponent(page[1]!)) : undefined;
     const body =
-      m && req.method === 'GET' ? renderMetrics(model, decodeURIComponent(m[1]!), offsetNow()) : undefined;
+      req.method !== 'GET'
+        ? undefined
+        : m
+          ? renderMetrics(model, decodeURIComponent(m[1]!), offsetNow())
+          : extra?.(offsetNow());
     if (body === undefined) {
       res.writeHead(404, { 'content-type': 'text/plain' });
       return void res.end('not found: use /metrics/<node>\n');

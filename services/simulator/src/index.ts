@@ -12,6 +12,6 @@ export {
 } from './model.js';
 export { renderMetrics } from './dcgm.js';
 export { buildTimeline, type Change } from './timeline.js';
-export type { ObjectContext } from './k8s-objects.js';
+export type { K8sObject, ObjectContext } from './k8s-objects.js';
 export * from './truth.js';
 export * from './simulator.js';

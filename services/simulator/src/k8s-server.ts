@@ -18,6 +18,8 @@ interface OpenWatch {
   res: ServerResponse;
   allowBookmarks: boolean;
   kind: 'Pod' | 'Node';
+  /** Open during a stall (or opened in one): it sends nothing more, ever, until the server ends it. */
+  stalled: boolean;
   close: () => void;
 }
 
@@ -49,6 +51,7 @@ function route(pathname: string): { kind: 'Pod' | 'Node'; namespace?: string; na
 export class K8sServer {
   readonly server: Server;
   private readonly watches = new Set<OpenWatch>();
+  private stalling = false;
 
   constructor(
     private readonly state: ClusterState,
@@ -139,26 +142,35 @@ export class K8sServer {
     res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache' });
     // Clients (client-node's Watch) resolve on the response headers; send them before the first event.
     res.flushHeaders();
-    const write = (type: string, object: unknown) => res.write(`${JSON.stringify({ type, object })}\n`);
-    for (const e of replay) if (matches(e.object)) write(e.type, e.object);
-    const unsubscribe = this.state.subscribe((e) => {
-      if (e.kind === kind && matches(e.object)) write(e.type, e.object);
-    });
     const allowBookmarks = q.get('allowWatchBookmarks') === 'true';
-    const bookmarks = allowBookmarks
-      ? setInterval(() => this.bookmark(entry), this.options.bookmarkIntervalMs)
-      : undefined;
-    const timeoutSeconds = Number(q.get('timeoutSeconds') ?? 0);
-    const timeout = timeoutSeconds > 0 ? setTimeout(() => entry.close(), timeoutSeconds * 1000) : undefined;
     const entry: OpenWatch = {
       res,
       allowBookmarks,
       kind,
+      stalled: this.stalling,
       close: () => {
         cleanup();
         res.end();
       },
     };
+    const write = (type: string, object: unknown) => {
+      if (!entry.stalled) res.write(`${JSON.stringify({ type, object })}\n`);
+    };
+    for (const e of replay) if (matches(e.object)) write(e.type, e.object);
+    const unsubscribe = this.state.subscribe((e) => {
+      if (e.kind === kind && matches(e.object)) write(e.type, e.object);
+    });
+    const bookmarks = allowBookmarks
+      ? setInterval(() => this.bookmark(entry), this.options.bookmarkIntervalMs)
+      : undefined;
+    const timeoutSeconds = Number(q.get('timeoutSeconds') ?? 0);
+    // A stalled watch hangs past its timeout too: nothing ends it but the server's recovery.
+    const timeout =
+      timeoutSeconds > 0
+        ? setTimeout(() => {
+            if (!entry.stalled) entry.close();
+          }, timeoutSeconds * 1000)
+        : undefined;
     const cleanup = () => {
       unsubscribe();
       clearInterval(bookmarks);
@@ -170,7 +182,7 @@ export class K8sServer {
   }
 
   private bookmark(w: OpenWatch): void {
-    if (!w.allowBookmarks) return;
+    if (!w.allowBookmarks || w.stalled) return;
     const object = {
       kind: w.kind,
       apiVersion: 'v1',
@@ -181,6 +193,28 @@ export class K8sServer {
 
   sendBookmarks(): void {
     for (const w of this.watches) this.bookmark(w);
+  }
+
+  /**
+   * A hung watch cache: from now on every open watch, and every watch opened until `resumeWatches`, stays
+   * open and sends nothing (no event, no bookmark, no end). Lists and gets still answer the current state.
+   */
+  stallWatches(): void {
+    this.stalling = true;
+    for (const w of this.watches) w.stalled = true;
+  }
+
+  /**
+   * Ends the stall: new watches work again, and the watches that hung are ended (as a recovering server
+   * does), so their clients re-watch from their last version and get what they missed replayed.
+   */
+  resumeWatches(): void {
+    this.stalling = false;
+    for (const w of [...this.watches]) if (w.stalled) w.close();
+  }
+
+  get watchesStalled(): boolean {
+    return this.stalling;
   }
 
   /** Ends every open watch as a server would on restart or timeout; clients re-watch from their last version. */

@@ -1,7 +1,8 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ClusterState } from './cluster-state.js';
-import { createDcgmServer } from './dcgm.js';
+import { createDcgmServer, type DcgmExtras } from './dcgm.js';
+import type { K8sObject } from './k8s-objects.js';
 import { K8sServer } from './k8s-server.js';
 import { buildModel, gpuUuid, podUid, type ClusterModel } from './model.js';
 import type { Scenario } from './scenario.js';
@@ -27,8 +28,14 @@ export interface SimulatorOptions {
 export interface Simulator {
   readonly k8sUrl: string;
   readonly dcgmBaseUrl: string;
+  /** Scenario start, epoch ms; later after `postpone`. */
   readonly startMs: number;
   readonly model: ClusterModel;
+  /**
+   * Moves a real-clock scenario that has not begun to a later start, e.g. while the services under test are
+   * still starting on a loaded machine. Throws once the start has passed.
+   */
+  postpone(startMs: number): void;
   dcgmUrl(node: string): string;
   now(): number;
   setTime(epochMs: number): Promise<void>;
@@ -38,6 +45,21 @@ export interface Simulator {
   dropWatches(): void;
   sendBookmarks(): void;
   openWatches(): number;
+  /**
+   * The API's watch cache hangs: open and new watches send nothing (no event, bookmark or end) until
+   * `resumeWatches`, which ends the hung ones; lists still answer the current state.
+   */
+  stallWatches(): void;
+  resumeWatches(): void;
+  /** Creates (or replaces) an object that is not in the scenario, e.g. a tenant's pod; kept until the end. */
+  putObject(object: K8sObject): Promise<void>;
+  /**
+   * Serves an extra exporter page at `/pages/<name>` of the DCGM server, rendered at the scenario offset of
+   * each request (e.g. a forged exporter); returns its path.
+   */
+  serveDcgmPage(name: string, render: (offsetMs: number) => string): string;
+  /** GET requests the DCGM server received for `path` (served or not). */
+  dcgmRequests(path: string): number;
   /** Edits a current pod's labels now (a MODIFIED event; kept on its later changes). Throws if absent. */
   setPodLabels(namespace: string, name: string, labels: Record<string, string>): Promise<void>;
   podUid(namespace: string, name: string): string;
@@ -60,13 +82,14 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   const { scenario } = options;
   const host = options.host ?? '127.0.0.1';
   const alignMs = options.alignMs ?? 15_000;
-  const startMs = options.startMs ?? scenario.startMs ?? Math.floor(Date.now() / alignMs) * alignMs;
+  let startMs = options.startMs ?? scenario.startMs ?? Math.floor(Date.now() / alignMs) * alignMs;
   const real = (options.clock ?? 'manual') === 'real';
   let manualNow = startMs;
   const now = () => (real ? Date.now() : manualNow);
 
   const model = buildModel(scenario);
-  const dcgm = createDcgmServer(model, () => now() - startMs);
+  const extras: DcgmExtras = { pages: new Map(), requests: new Map() };
+  const dcgm = createDcgmServer(model, () => now() - startMs, extras);
   const dcgmPort = await listen(dcgm, host, options.dcgmPort ?? 0);
   const state = new ClusterState(buildTimeline({ model, startMs, dcgmHost: host, dcgmPort }));
   state.advanceTo(now() - startMs);
@@ -79,6 +102,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
         now: now(),
         resourceVersion: state.resourceVersion,
         openWatches: k8s.openWatches,
+        watchesStalled: k8s.watchesStalled,
       }),
       'expire-history': () => {
         state.expire();
@@ -86,6 +110,8 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       },
       'drop-watches': () => k8s.dropWatches(),
       bookmarks: () => k8s.sendBookmarks(),
+      'stall-watches': () => k8s.stallWatches(),
+      'resume-watches': () => k8s.resumeWatches(),
     },
   });
   let k8sPort: number;
@@ -118,12 +144,25 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     await new Promise((resolve) => setImmediate(resolve));
   };
 
+  const postpone = (laterMs: number) => {
+    if (!real || now() >= startMs)
+      throw new Error(`the scenario began at ${new Date(startMs).toISOString()}: too late to postpone`);
+    if (laterMs < startMs) throw new Error(`postpone: ${laterMs} is before the current start ${startMs}`);
+    startMs = laterMs;
+    state.replacePending(buildTimeline({ model, startMs, dcgmHost: host, dcgmPort }));
+    clearTimeout(timer);
+    tick();
+  };
+
   const base = (port: number) => `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   return {
     k8sUrl: base(k8sPort),
     dcgmBaseUrl: base(dcgmPort),
-    startMs,
+    get startMs() {
+      return startMs;
+    },
     model,
+    postpone,
     dcgmUrl: (node) => `${base(dcgmPort)}/metrics/${encodeURIComponent(node)}`,
     now,
     setTime,
@@ -136,6 +175,17 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     dropWatches: () => k8s.dropWatches(),
     sendBookmarks: () => k8s.sendBookmarks(),
     openWatches: () => k8s.openWatches,
+    stallWatches: () => k8s.stallWatches(),
+    resumeWatches: () => k8s.resumeWatches(),
+    putObject: async (object) => {
+      state.put(object);
+      await new Promise((resolve) => setImmediate(resolve));
+    },
+    serveDcgmPage: (name, render) => {
+      extras.pages.set(name, render);
+      return `/pages/${encodeURIComponent(name)}`;
+    },
+    dcgmRequests: (path) => extras.requests.get(path) ?? 0,
     setPodLabels: async (namespace, name, labels) => {
       if (!state.setLabels('Pod', namespace, name, labels))
         throw new Error(`no pod ${namespace}/${name} to label`);

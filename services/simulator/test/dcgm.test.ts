@@ -159,4 +159,20 @@ describe('fake DCGM exporter over HTTP', () => {
     expect(gpu0.labels.pod).toBeUndefined();
     expect((await fetch(sim.dcgmUrl('nope'))).status).toBe(404);
   });
+
+  it('serves extra pages under /pages/<name> at the simulator time and counts requests per path', async () => {
+    const sim = await startSimulator({ scenario: s });
+    onTestFinished(() => sim.close());
+    const path = sim.serveDcgmPage('forged one', (offsetMs) => `# page at ${offsetMs}\n`);
+    expect(path).toBe('/pages/forged%20one');
+    await sim.setTime(T0 + 12_000);
+    const res = await fetch(`${sim.dcgmBaseUrl}${path}?x=1`);
+    expect([res.status, await res.text()]).toEqual([200, '# page at 12000\n']);
+    expect((await fetch(`${sim.dcgmBaseUrl}/pages/other`)).status).toBe(404);
+    expect([
+      sim.dcgmRequests(path),
+      sim.dcgmRequests('/pages/other'),
+      sim.dcgmRequests('/pages/none'),
+    ]).toEqual([1, 1, 0]);
+  });
 });

@@ -325,13 +325,105 @@ describe('fake Kubernetes API: watch', () => {
   });
 });
 
+/** Every line a watch sends within `ms` (and whether the server ended it), then aborts it. */
+async function watchFor(url: string, ms: number) {
+  const controller = new AbortController();
+  const res = await fetch(url, { signal: controller.signal });
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  let ended = false;
+  const timer = setTimeout(() => controller.abort(), ms);
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) {
+        ended = true;
+        break;
+      }
+      text += decoder.decode(value, { stream: true });
+    }
+  } catch {
+    // aborted after `ms`: the watch was still open
+  } finally {
+    clearTimeout(timer);
+  }
+  const events = text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as RawEvent);
+  return { events, ended };
+}
+
+describe('fake Kubernetes API: stalled watches', () => {
+  it('stalls open and new watches silently (lists stay current), then ends them on resume', async () => {
+    const sim = await start();
+    const from = sim.resourceVersion();
+    const url = `${sim.k8sUrl}/api/v1/pods?watch=true&resourceVersion=${from}&allowWatchBookmarks=true`;
+    const open = watchFor(url, 1_500);
+    await waitFor(() => sim.openWatches() === 1, 'the watch to open');
+    sim.stallWatches();
+    await sim.setTime(T0 + 20_000); // train Succeeded, nb Running: nothing reaches the watch
+    sim.sendBookmarks();
+    const during = await watchFor(url, 300); // opened in the stall: not even its replay
+    expect(during).toEqual({ events: [], ended: false });
+    const { api } = client(sim);
+    const listed = await api.readNamespacedPod({ namespace: 'runai-pa', name: 'train' });
+    expect(listed.status!.phase).toBe('Succeeded');
+    const post = async (name: string) =>
+      (await fetch(`${sim.k8sUrl}/simulator/${name}`, { method: 'POST' })).json();
+    expect(await post('status')).toMatchObject({ watchesStalled: true });
+    expect(await post('resume-watches')).toEqual({ ok: true });
+    expect(await open).toEqual({ events: [], ended: true });
+    const after = await watchFor(url, 300);
+    expect(after.events.map((e) => [e.type, e.object.metadata.name, e.object.status?.phase])).toContainEqual([
+      'MODIFIED',
+      'train',
+      'Succeeded',
+    ]);
+    expect(await post('stall-watches')).toEqual({ ok: true });
+    expect(await post('status')).toMatchObject({ watchesStalled: true });
+  });
+});
+
+describe('fake Kubernetes API: objects put at run time', () => {
+  it('adds an object outside the scenario: listed, watched as ADDED, kept through later changes', async () => {
+    const sim = await start();
+    const url = `${sim.k8sUrl}/api/v1/namespaces/tenant/pods?watch=true&resourceVersion=${sim.resourceVersion()}`;
+    const watched = watchFor(url, 500);
+    await waitFor(() => sim.openWatches() === 1, 'the watch to open');
+    const rv = sim.resourceVersion();
+    await sim.putObject({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'extra', namespace: 'tenant', uid: 'u-extra', labels: { app: 'x' } },
+      spec: { nodeName: 'n1' },
+      status: { phase: 'Running' },
+    });
+    expect(sim.resourceVersion()).toBe(rv + 1);
+    await sim.setTime(T0 + 30_000);
+    const { api } = client(sim);
+    const pods = await api.listNamespacedPod({ namespace: 'tenant' });
+    expect(pods.items.map((p) => [p.metadata!.name, p.metadata!.resourceVersion])).toEqual([
+      ['extra', String(rv + 1)],
+    ]);
+    expect((await watched).events.map((e) => [e.type, e.object.metadata.name])).toEqual([['ADDED', 'extra']]);
+  });
+});
+
 describe('fake Kubernetes API: HTTP test controls', () => {
   it('expires history, drops watches and reports status over POST /simulator/*', async () => {
     const sim = await start();
     const post = async (name: string) =>
       (await fetch(`${sim.k8sUrl}/simulator/${name}`, { method: 'POST' })).json();
     const before = sim.resourceVersion();
-    expect(await post('status')).toEqual({ startMs: T0, now: T0, resourceVersion: before, openWatches: 0 });
+    expect(await post('status')).toEqual({
+      startMs: T0,
+      now: T0,
+      resourceVersion: before,
+      openWatches: 0,
+      watchesStalled: false,
+    });
     expect(await post('expire-history')).toEqual({ ok: true });
     const { events } = await readWatch(
       `${sim.k8sUrl}/api/v1/nodes?watch=true&resourceVersion=${before}`,
