@@ -15,6 +15,7 @@ export const CONFIG_MODULES: Record<string, string> = {
   'clickhouse-sink': 'services/clickhouse-sink/src/config.ts',
   'openmeter-forwarder': 'services/openmeter-forwarder/src/config.ts',
   simulator: 'services/simulator/src/config.ts',
+  replay: 'services/replay/src/config.ts',
 };
 
 export const REFERENCE_FILE = `${REPO_ROOT}docs/configuration.md`;
