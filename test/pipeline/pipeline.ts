@@ -18,6 +18,7 @@ import {
 } from '@gpu-meter/simulator';
 import { FakeOpenMeter } from '../support/fake-openmeter.js';
 import { ServiceProcess } from '../support/processes.js';
+import { postponeUntilReady } from '../support/scenario-start.js';
 import {
   compareInvoiceLines,
   foreignAttributions,
@@ -131,15 +132,16 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
   const database = isolated ? `gpu_meter_${runId}` : 'gpu_meter';
   const groupSuffix = isolated ? `-${runId}` : '';
   const { windowMs, intervalMs } = options;
-  // Every collector must be ready before the first grid point (DCGM gauges have no history): on the
-  // loaded 2-core CI machine they took up to 10.5 s (npm test beside fault runs), so 8 s was too short.
-  const lead = options.leadMs ?? 20_000;
+  // Every collector must be ready before the first grid point (DCGM gauges have no history). A quiet machine
+  // starts them in a few seconds; a loaded one may take longer, and then the start is postponed (below).
+  const lead = options.leadMs ?? 12_000;
   // Start on a window boundary so the compared windows cover the scenario exactly.
-  const startMs = Math.ceil((Date.now() + lead) / windowMs) * windowMs;
-  const durationMs = options.scenario.durationMs;
-  const range = { fromMs: startMs, toMs: Math.floor((startMs + durationMs) / windowMs) * windowMs };
-
-  const simulator = await startSimulator({ scenario: options.scenario, startMs, clock: 'real' });
+  const plannedStartMs = Math.ceil((Date.now() + lead) / windowMs) * windowMs;
+  const simulator = await startSimulator({
+    scenario: options.scenario,
+    startMs: plannedStartMs,
+    clock: 'real',
+  });
   const openMeterToken = `om-${randomUUID()}`;
   const openMeter = new FakeOpenMeter({ token: openMeterToken });
   const openMeterUrl = await openMeter.start();
@@ -223,7 +225,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
       }
     }
   };
-  try {
+  const launchAll = async () => {
     for (const service of SERVICES) {
       services[service] = Array.from({ length: options.replicas?.[service] ?? 1 }, (_, i) =>
         launch(service, i),
@@ -235,8 +237,9 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     // DCGM gauges have no history: a bandwidth collector ready after the first grid point never bills it.
     const collectors = [...services['runai-collector']!, ...services['bandwidth-collector']!];
     await Promise.all(collectors.map((process) => process.waitForLog(/collector ready/, 90_000)));
-    if (Date.now() > startMs)
-      log(`pipeline ${runId}: WARNING collectors ready ${Date.now() - startMs} ms after the scenario start`);
+  };
+  try {
+    await postponeUntilReady(simulator, launchAll(), windowMs, (line) => log(`pipeline ${runId}: ${line}`));
   } catch (error) {
     // A pipeline that failed to start leaves nothing running behind it (the next trial's would compete).
     await stopServices();
@@ -244,6 +247,11 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     await simulator.close();
     throw error;
   }
+  const startMs = simulator.startMs;
+  const range = {
+    fromMs: startMs,
+    toMs: Math.floor((startMs + options.scenario.durationMs) / windowMs) * windowMs,
+  };
   const restart = async (service: string, index = 0, restartOptions: RestartOptions = {}) => {
     const replicas = services[service]!;
     await replicas[index]!.kill('SIGKILL');

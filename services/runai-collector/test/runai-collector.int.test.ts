@@ -12,6 +12,7 @@ import {
   startCollector,
   waitUntil,
 } from './harness.js';
+import { postponeUntilReady } from '../../../test/support/scenario-start.js';
 
 /**
  * simulator -> runai-collector -> real Kafka, compared with the simulator's ground truth sample by sample:
@@ -24,7 +25,11 @@ describe('runai-collector against the simulator', () => {
     const [topicA, topicB] = await Promise.all([outputTopic('alloc-a'), outputTopic('alloc-b')]);
     const replicaA = startCollector(sim, topicA);
     const replicaB = startCollector(sim, topicB);
-    await Promise.all([replicaA.waitForLog(/collector ready/), replicaB.waitForLog(/collector ready/)]);
+    await postponeUntilReady(
+      sim,
+      Promise.all([replicaA.waitForLog(/collector ready/), replicaB.waitForLog(/collector ready/)]),
+      INTERVAL_MS,
+    );
 
     // Mid-scenario, compact the watch history and cut the watches: the re-watch gets 410 Gone and relists.
     await waitUntil(sim.startMs + 5_300);
@@ -51,7 +56,7 @@ describe('runai-collector against the simulator', () => {
     const sim = await playScenario(scenario, { goneMode: 'http' });
     const topic = await outputTopic('alloc-restart');
     const first = startCollector(sim, topic);
-    await first.waitForLog(/collector ready/);
+    await postponeUntilReady(sim, first.waitForLog(/collector ready/), INTERVAL_MS);
 
     await waitUntil(sim.startMs + 4_500);
     await first.kill('SIGKILL');
