@@ -67,6 +67,8 @@ export class BatchConsumer<T> {
   private acceptMore = false;
   /** The partitions of the last GROUP_JOIN. */
   private assigned = new Set<string>();
+  /** A decode is being retried (e.g. the schema registry is down): not ready until a record decodes. */
+  private decodeRetrying = false;
 
   constructor(private readonly options: BatchConsumerOptions<T>) {
     this.accumulator = new BatchAccumulator<T>(options.maxRows, options.maxWaitMs);
@@ -81,7 +83,7 @@ export class BatchConsumer<T> {
   }
 
   get ready(): boolean {
-    return this.connected;
+    return this.connected && !this.decodeRetrying;
   }
 
   /**
@@ -237,11 +239,15 @@ export class BatchConsumer<T> {
   ): Promise<{ value: T } | null | undefined> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return { value: await this.options.decode(source) };
+        const value = await this.options.decode(source);
+        this.decodeRetrying = false;
+        return { value };
       } catch (error) {
         if (error instanceof PoisonRecordError) {
+          this.decodeRetrying = false;
           return (await this.deadLetterUntilDone(source, error, heartbeat)) ? null : undefined;
         }
+        this.decodeRetrying = true;
         this.options.onRetry?.('decode', error, attempt);
         this.options.logger.warn({ err: error, attempt }, 'decode failed (retriable); retrying');
         if (!(await this.pause(attempt, heartbeat))) return undefined;

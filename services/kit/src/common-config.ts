@@ -1,4 +1,5 @@
 import { env, schemas } from './config.js';
+import { COMPATIBILITY_LEVELS, DEFAULT_SCHEMA_COMPATIBILITY } from './registry.js';
 import { DEFAULT_TOPICS } from './topics.js';
 
 /** Connection settings every Kafka-speaking service shares. */
@@ -57,6 +58,13 @@ export const registryConfigSpec = {
     {
       secret: true,
     },
+  ),
+  schemaCompatibility: env(
+    'SCHEMA_COMPATIBILITY',
+    schemas.oneOf([...COMPATIBILITY_LEVELS, 'none'], DEFAULT_SCHEMA_COMPATIBILITY),
+    `Compatibility rule given to a subject that has none of its own (${COMPATIBILITY_LEVELS.join(', ')}); ` +
+      'an existing rule is never replaced. `none`: write no rule (the registry default applies), so the ' +
+      'service needs no write access to the registry config.',
   ),
 } as const;
 

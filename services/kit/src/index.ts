@@ -9,6 +9,7 @@ export * from './logger.js';
 export * from './ops-server.js';
 export * from './schemas.js';
 export * from './serde.js';
+export * from './registry.js';
 export * from './shutdown.js';
 export * from './topics.js';
 export * from './runai/index.js';

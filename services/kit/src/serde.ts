@@ -1,7 +1,18 @@
 import avro from 'avsc';
-import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { GpuMeterError, PoisonRecordError } from './errors.js';
 import type { Logger } from './logger.js';
+import {
+  answerWithin,
+  CONTROL_LOOKUP_TTL_MS,
+  ControlLookup,
+  ensureCompatibility,
+  isNotFoundAnswer,
+  registerSchema,
+  unknownSchemaIdError,
+  valueSubject,
+  type RegistrySettings,
+} from './registry.js';
 import { retryWhileRetriable } from './startup.js';
 import { avroType, readSchemaText, type SchemaName } from './schemas.js';
 
@@ -9,83 +20,13 @@ import { avroType, readSchemaText, type SchemaName } from './schemas.js';
 export const MAGIC_BYTE = 0;
 const HEADER_BYTES = 5;
 
-export interface RegistrySettings {
-  schemaRegistryUrl: string;
-  schemaRegistryUsername?: string | undefined;
-  schemaRegistryPassword?: string | undefined;
-}
-
-/** TopicNameStrategy: the value schema of topic T lives under subject `T-value`. */
-export function valueSubject(topic: string): string {
-  return `${topic}-value`;
-}
-
-export function createSchemaRegistry(settings: RegistrySettings): SchemaRegistry {
-  const auth =
-    settings.schemaRegistryUsername !== undefined
-      ? { username: settings.schemaRegistryUsername, password: settings.schemaRegistryPassword ?? '' }
-      : undefined;
-  return new SchemaRegistry({ host: settings.schemaRegistryUrl, ...(auth ? { auth } : {}) });
-}
-
-function authHeader(settings: RegistrySettings): Record<string, string> {
-  if (settings.schemaRegistryUsername === undefined) return {};
-  const token = Buffer.from(`${settings.schemaRegistryUsername}:${settings.schemaRegistryPassword ?? ''}`);
-  return { authorization: `Basic ${token.toString('base64')}` };
-}
-
-/** A registry call with no answer after this is abandoned as a retriable error instead of awaited forever. */
-export const REGISTRY_TIMEOUT_MS = 15_000;
-
-function answerWithin<T>(call: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          new GpuMeterError('SCHEMA_REGISTRY', `${what}: no answer within ${REGISTRY_TIMEOUT_MS} ms`, {
-            retriable: true,
-          }),
-        ),
-      REGISTRY_TIMEOUT_MS,
-    );
-  });
-  return Promise.race([call, timeout]).finally(() => clearTimeout(timer));
-}
-
-/**
- * Sets the subject's compatibility to BACKWARD before registering. Done here rather than by the client's
- * `register({ compatibility })`: that reads `GET /config/{subject}` and only writes the config when the
- * answer is 404, and registries disagree on that answer (Apicurio's ccompat API answers differently from
- * Confluent's), so we always PUT, which both accept and which is idempotent.
- */
-export async function setBackwardCompatibility(settings: RegistrySettings, subject: string): Promise<void> {
-  const url = `${settings.schemaRegistryUrl.replace(/\/$/, '')}/config/${encodeURIComponent(subject)}`;
-  const put = () =>
-    answerWithin(
-      fetch(url, {
-        method: 'PUT',
-        headers: { 'content-type': 'application/vnd.schemaregistry.v1+json', ...authHeader(settings) },
-        body: JSON.stringify({ compatibility: 'BACKWARD' }),
-        signal: AbortSignal.timeout(REGISTRY_TIMEOUT_MS),
-      }),
-      `PUT ${url}`,
-    );
-  let response = await put();
-  // Two services starting together both create the new subject's rule; Apicurio answers the second 409
-  // ("rule already exists"). Now that it exists, the same PUT updates it.
-  if (response.status === 409) {
-    await response.body?.cancel();
-    response = await put();
-  }
-  if (!response.ok) {
-    throw new GpuMeterError(
-      'SCHEMA_REGISTRY',
-      `PUT ${url} answered ${response.status}: ${await response.text()}`,
-      { retriable: response.status >= 500 },
-    );
-  }
-}
+// Kept importable from here, where the kit's callers have always found them.
+export {
+  createSchemaRegistry,
+  REGISTRY_TIMEOUT_MS,
+  valueSubject,
+  type RegistrySettings,
+} from './registry.js';
 
 export interface TopicSerdeOptions {
   /**
@@ -99,12 +40,17 @@ export interface TopicSerdeOptions {
  * Encodes and decodes one topic's values. `register` puts the local schema under the topic's subject and
  * keeps its id; `encode` is then pure and synchronous. `decode` accepts any schema id the registry knows,
  * resolving older writer schemas to the local (reader) schema, with writer types and resolvers cached.
+ * An id the registry answers "not found" for is poison only if a control look-up of the topic's subject
+ * proves the registry healthy; otherwise it is an outage (retriable), so nothing is dead-lettered for it.
  */
 export class TopicSerde<T> {
   private schemaId: number | undefined;
   private readonly localType: avro.Type;
   private readonly readerType: avro.Type;
   private readonly resolvers = new Map<number, avro.Resolver | null>();
+  private readonly control: ControlLookup;
+  /** Writer ids proven unknown, until when that verdict holds (see CONTROL_LOOKUP_TTL_MS). */
+  private readonly unknownIds = new Map<number, { readonly error: GpuMeterError; readonly until: number }>();
 
   constructor(
     private readonly registry: SchemaRegistry,
@@ -115,21 +61,20 @@ export class TopicSerde<T> {
   ) {
     this.localType = avroType(schemaName);
     this.readerType = options.readFields ? projection(this.localType, options.readFields) : this.localType;
+    this.control = new ControlLookup(registry, valueSubject(topic));
   }
 
   get subject(): string {
     return valueSubject(this.topic);
   }
 
+  /**
+   * Gives the subject the configured compatibility rule if it has none (`ensureCompatibility`), then
+   * registers the local schema and keeps its id.
+   */
   async register(): Promise<number> {
-    await setBackwardCompatibility(this.settings, this.subject);
-    const { id } = await answerWithin(
-      this.registry.register(
-        { type: SchemaType.AVRO, schema: readSchemaText(this.schemaName) },
-        { subject: this.subject, compatibility: 'BACKWARD' as never },
-      ),
-      `registering ${this.subject}`,
-    );
+    await ensureCompatibility(this.settings, this.subject);
+    const id = await registerSchema(this.settings, this.subject, readSchemaText(this.schemaName));
     this.schemaId = id;
     this.resolvers.set(id, this.resolverFor(this.localType));
     return id;
@@ -222,6 +167,8 @@ export class TopicSerde<T> {
   }
 
   private async loadResolver(schemaId: number): Promise<avro.Resolver | null> {
+    const unknown = this.unknownIds.get(schemaId);
+    if (unknown && Date.now() < unknown.until) throw unknown.error;
     let writerType: avro.Type;
     try {
       // The client hands back its own avsc Type; rebuild it from its schema so we do not depend on which
@@ -232,9 +179,10 @@ export class TopicSerde<T> {
       )) as unknown as { schema(): avro.Schema };
       writerType = avro.Type.forSchema(schema.schema());
     } catch (error) {
-      const status = (error as { status?: number }).status;
-      if (status === 404 || status === 422) {
-        throw new PoisonRecordError('DECODE_FAILED', `unknown schema id ${schemaId}`, error);
+      if (isNotFoundAnswer(error)) {
+        const verdict = unknownSchemaIdError(schemaId, this.subject, await this.control.outcome(), error);
+        if (verdict instanceof PoisonRecordError) this.rememberUnknown(schemaId, verdict);
+        throw verdict;
       }
       throw new GpuMeterError(
         'SCHEMA_REGISTRY',
@@ -257,6 +205,12 @@ export class TopicSerde<T> {
     }
     this.resolvers.set(schemaId, resolver);
     return resolver;
+  }
+
+  private rememberUnknown(schemaId: number, error: GpuMeterError): void {
+    // Bounded: random bytes after a 0 byte name any id; forgetting early only costs a look-up.
+    if (this.unknownIds.size >= 1024) this.unknownIds.clear();
+    this.unknownIds.set(schemaId, { error, until: Date.now() + CONTROL_LOOKUP_TTL_MS });
   }
 
   private resolverFor(writerType: avro.Type): avro.Resolver | null {

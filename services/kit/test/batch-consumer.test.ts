@@ -1,7 +1,13 @@
 import { EventEmitter } from 'node:events';
 import type { EachBatchPayload, Kafka } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BatchConsumer, createLogger, type BatchItem } from '@gpu-meter/kit';
+import {
+  BatchConsumer,
+  createLogger,
+  GpuMeterError,
+  type BatchItem,
+  type SourceRecord,
+} from '@gpu-meter/kit';
 
 /**
  * A stand-in for kafkajs's consumer that behaves as kafkajs does around a rebalance: REBALANCING is emitted,
@@ -114,7 +120,12 @@ afterEach(async () => {
 async function start(
   group: FakeGroup,
   maxRows: number,
-  sink: { fail?: number; wantsMoreRecords?: boolean } = {},
+  sink: {
+    fail?: number;
+    wantsMoreRecords?: boolean;
+    decode?: (source: SourceRecord) => Promise<string>;
+    deadLettered?: string[];
+  } = {},
 ) {
   const posted: string[] = [];
   consumer = new BatchConsumer<string>({
@@ -126,8 +137,8 @@ async function start(
     // Flushes come from a full batch or close(), never from the clock: the test decides when.
     maxWaitMs: 3_600_000,
     backoff: { initialMs: 1, maxMs: 1 },
-    decode: async (source) => source.value!.toString(),
-    deadLetter: async () => undefined,
+    decode: sink.decode ?? (async (source) => source.value!.toString()),
+    deadLetter: async (source) => void sink.deadLettered?.push(source.value!.toString()),
     flush: async (items: ReadonlyArray<BatchItem<string>>) => {
       if ((sink.fail ?? 0) > 0) {
         sink.fail!--;
@@ -225,5 +236,31 @@ describe('BatchConsumer around rebalances (no resend without a crash)', () => {
     await group.fetch(0, 5);
     expect(posted).toEqual(group.log.get(0));
     expect(group.committed.get(0)).toBe(5n);
+  });
+});
+
+describe('BatchConsumer during a decode outage (e.g. the schema registry)', () => {
+  it('is not ready while a retriable decode error is retried, dead-letters nothing, and is ready after', async () => {
+    const group = new FakeGroup({ 0: 2 });
+    const readyAtEachTry: boolean[] = [];
+    let outageTries = 3;
+    const deadLettered: string[] = [];
+    const posted = await start(group, 2, {
+      deadLettered,
+      decode: async (source) => {
+        readyAtEachTry.push(consumer!.ready);
+        if (outageTries-- > 0) {
+          throw new GpuMeterError('SCHEMA_REGISTRY', 'registry down', { retriable: true });
+        }
+        return source.value!.toString();
+      },
+    });
+    group.join([0]);
+    await group.fetch(0, 2);
+    // Ready at the first try; not ready at the retries; ready again for the next record.
+    expect(readyAtEachTry).toEqual([true, false, false, false, true]);
+    expect(consumer!.ready).toBe(true);
+    expect(deadLettered).toEqual([]);
+    expect(posted).toEqual(group.log.get(0));
   });
 });

@@ -103,6 +103,19 @@ describe('readConfig', () => {
     expect(error.variable).toBe('KAFKA_SASL_PASSWORD');
   });
 
+  it('takes SCHEMA_COMPATIBILITY as a registry level or none (default BACKWARD), else stops naming it', () => {
+    expect(readConfig(spec, base).schemaCompatibility).toBe('BACKWARD');
+    expect(readConfig(spec, { ...base, SCHEMA_COMPATIBILITY: 'FULL_TRANSITIVE' }).schemaCompatibility).toBe(
+      'FULL_TRANSITIVE',
+    );
+    expect(readConfig(spec, { ...base, SCHEMA_COMPATIBILITY: 'none' }).schemaCompatibility).toBe('none');
+    // NONE (the registry's "no checks" level) is refused: too close to `none` (write no rule) to guess.
+    for (const value of ['NONE', 'strict', 'backward', '']) {
+      const error = errorOf(() => readConfig(spec, { ...base, SCHEMA_COMPATIBILITY: value }));
+      expect(error.variable).toBe('SCHEMA_COMPATIBILITY');
+    }
+  });
+
   it('documents every variable with its default', () => {
     const table = describeConfig(spec);
     expect(table).toContain('`KAFKA_BROKERS`');

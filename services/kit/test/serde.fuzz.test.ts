@@ -46,6 +46,8 @@ const stubRegistry = {
     if (schema === undefined) throw Object.assign(new Error(`Schema ${id} not found`), { status: 404 });
     return { schema: () => schema };
   },
+  // The control look-up of the subject answers: an id the registry does not know is poison.
+  getLatestSchemaId: async () => 3,
 } as unknown as SchemaRegistry;
 
 const settings = { schemaRegistryUrl: 'http://registry.invalid' };

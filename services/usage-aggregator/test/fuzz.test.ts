@@ -45,6 +45,8 @@ const registry = {
     if (!type) throw Object.assign(new Error(`Schema ${id} not found`), { status: 404 });
     return { schema: () => JSON.parse(JSON.stringify(type.schema())) as unknown };
   },
+  // The control look-up of the subject answers: an id the registry does not know is poison.
+  getLatestSchemaId: async () => POD_ID,
 } as unknown as SchemaRegistry;
 const settings = { schemaRegistryUrl: 'http://registry.invalid' };
 
