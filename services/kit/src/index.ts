@@ -18,6 +18,7 @@ export * from './batch-accumulator.js';
 export * from './batch-consumer.js';
 export * from './buffered-sender.js';
 export * from './grid-ticker.js';
+export * from './heartbeat-wait.js';
 export * from './sample-publisher.js';
 export * from './usage-sink-main.js';
 export * from './send-chunks.js';

@@ -4,6 +4,7 @@ import {
   errorMessage,
   retryConcurrentTransactions,
   sendInChunks,
+  waitWhileHeartbeating,
   type Logger,
   type TopicSerde,
   type UsageEvent,
@@ -79,6 +80,8 @@ export class AggregatorService {
   private queue: Promise<unknown> = Promise.resolve();
   private stopped = false;
   ready = false;
+  /** The consumer's heartbeat interval, also how often a batch waiting on back-pressure heartbeats. */
+  private readonly heartbeatIntervalMs: number;
 
   constructor(
     private readonly config: RunningConfig,
@@ -92,6 +95,7 @@ export class AggregatorService {
     private readonly onFatal: (error: Error) => void,
   ) {
     this.topics = [config.podAllocationsTopic, config.bandwidthSamplesTopic];
+    this.heartbeatIntervalMs = Math.min(3000, Math.floor(config.sessionTimeoutMs / 3));
   }
 
   /** Batches, ticks and rebalances run one at a time: a task's state is never touched by two at once. */
@@ -111,7 +115,7 @@ export class AggregatorService {
       // Partitions added to a raw topic reach the assignment at the next metadata refresh (a rebalance).
       metadataMaxAge: 30_000,
       sessionTimeout: config.sessionTimeoutMs,
-      heartbeatInterval: Math.min(3000, Math.floor(config.sessionTimeoutMs / 3)),
+      heartbeatInterval: this.heartbeatIntervalMs,
       maxBytesPerPartition: config.maxBytesPerPartition,
       maxWaitTimeInMs: 250,
       allowAutoTopicCreation: false,
@@ -319,9 +323,13 @@ export class AggregatorService {
     );
     this.inWorker.add(applied);
     void applied.finally(() => this.inWorker.delete(applied));
-    if (this.inWorker.size >= MAX_BATCHES_IN_WORKER) await Promise.race(this.inWorker);
+    // Back-pressure waits heartbeat meanwhile: a slow broker holding a commit must not get the member
+    // evicted at the session timeout (a rebalance that would itself wait for that commit).
+    const waitFor = (work: Promise<unknown>) =>
+      waitWhileHeartbeating(work, heartbeat, this.heartbeatIntervalMs);
+    if (this.inWorker.size >= MAX_BATCHES_IN_WORKER) await waitFor(Promise.race(this.inWorker));
     const lane = this.lanes.get(p);
-    if (lane?.committing && lane.outbox.records >= MAX_UNCOMMITTED_RECORDS) await lane.committing;
+    if (lane?.committing && lane.outbox.records >= MAX_UNCOMMITTED_RECORDS) await waitFor(lane.committing);
     await heartbeat();
   }
 

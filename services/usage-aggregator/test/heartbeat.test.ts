@@ -1,0 +1,104 @@
+import type { EachBatchPayload, Kafka } from 'kafkajs';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { createLogger, type TopicSerde, type UsageEvent } from '@gpu-meter/kit';
+import type { RunningConfig } from '../src/config.js';
+import type { AggregatorMetrics } from '../src/metrics.js';
+import { Outbox } from '../src/outbox.js';
+import type { RemoteDriver } from '../src/remote-driver.js';
+import { AggregatorService } from '../src/service.js';
+
+/**
+ * Issue 13 point 7: while onBatch waits on back-pressure (its task's transaction commit held by a slow
+ * broker, or the worker full), the member must keep heartbeating, else it is evicted at the session
+ * timeout. A service with task 0 restored (its private state set directly), a worker that never answers,
+ * and one batch: only what onBatch does with the payload's heartbeat is looked at.
+ */
+const SESSION_TIMEOUT_MS = 3_000; // heartbeat interval: a third of it
+
+interface Internals {
+  tasks: Map<number, number>;
+  lanes: Map<
+    number,
+    { producer: unknown; outbox: Outbox; committing: Promise<void> | undefined; latestCommits: string }
+  >;
+  inWorker: Set<Promise<void>>;
+  onBatch(payload: EachBatchPayload): Promise<void>;
+}
+
+function service(): Internals {
+  const config = {
+    tasks: 1,
+    sessionTimeoutMs: SESSION_TIMEOUT_MS,
+    podAllocationsTopic: 'pods',
+    bandwidthSamplesTopic: 'bandwidth',
+  } as unknown as RunningConfig;
+  const driver = { call: () => new Promise(() => {}) } as unknown as RemoteDriver;
+  const aggregator = new AggregatorService(
+    config,
+    {} as Kafka,
+    {} as never,
+    driver,
+    {} as TopicSerde<UsageEvent>,
+    createLogger('test', 'silent'),
+    {} as AggregatorMetrics,
+    () => {},
+  ) as unknown as Internals;
+  aggregator.tasks.set(0, 1);
+  return aggregator;
+}
+
+function payload(heartbeat: () => Promise<void>): EachBatchPayload {
+  const message = { offset: '0', timestamp: '0', key: null, value: Buffer.from('x'), headers: {} };
+  return {
+    batch: { topic: 'pods', partition: 0, highWatermark: '1', messages: [message], lastOffset: () => '0' },
+    isStale: () => false,
+    resolveOffset: () => {},
+    heartbeat,
+  } as unknown as EachBatchPayload;
+}
+
+describe('AggregatorService.onBatch under back-pressure', () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  async function beatsWhileWaiting(aggregator: Internals, release: () => void) {
+    let beats = 0;
+    let returned = false;
+    void aggregator.onBatch(payload(async () => void (beats += 1))).then(() => (returned = true));
+    await vi.advanceTimersByTimeAsync(10_000);
+    const during = { beats, returned };
+    release();
+    await vi.advanceTimersByTimeAsync(0);
+    return { during, returned };
+  }
+
+  it('heartbeats while its task waits for the commit in flight', async () => {
+    const aggregator = service();
+    let commit!: () => void;
+    const outbox = new Outbox();
+    outbox.records = 50_000; // the bound: the task takes no more until the commit lands
+    aggregator.lanes.set(0, {
+      producer: {},
+      outbox,
+      committing: new Promise<void>((resolve) => (commit = resolve)),
+      latestCommits: '',
+    });
+    const { during, returned } = await beatsWhileWaiting(aggregator, () => commit());
+    expect(during.returned).toBe(false);
+    // One a second (the interval) for 10 s; before, none until the commit landed.
+    expect(during.beats).toBeGreaterThanOrEqual(9);
+    expect(returned).toBe(true);
+  });
+
+  it('heartbeats while the worker holds its maximum of batches', async () => {
+    const aggregator = service();
+    aggregator.lanes.set(0, { producer: {}, outbox: new Outbox(), committing: undefined, latestCommits: '' });
+    let answer!: () => void;
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    for (let i = 0; i < 3; i += 1) aggregator.inWorker.add(i === 0 ? answered : new Promise(() => {}));
+    const { during, returned } = await beatsWhileWaiting(aggregator, () => answer());
+    expect(during.returned).toBe(false);
+    expect(during.beats).toBeGreaterThanOrEqual(9);
+    expect(returned).toBe(true);
+  });
+});
