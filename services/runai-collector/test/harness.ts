@@ -45,11 +45,20 @@ export function startCollector(
   topic: string,
   extra: Record<string, string> = {},
 ): ServiceProcess {
+  return startCollectorOn({ K8S_API_URL: sim.k8sUrl }, topic, extra);
+}
+
+/** A collector on any Kubernetes API: `kubernetes` is K8S_API_URL (the simulator) or KUBECONFIG (a real one). */
+export function startCollectorOn(
+  kubernetes: { K8S_API_URL: string } | { KUBECONFIG: string },
+  topic: string,
+  extra: Record<string, string> = {},
+): ServiceProcess {
   const stack = stackEnv();
   return startService('runai-collector', {
     KAFKA_BROKERS: stack.KAFKA_BROKERS!,
     SCHEMA_REGISTRY_URL: stack.SCHEMA_REGISTRY_URL!,
-    K8S_API_URL: sim.k8sUrl,
+    ...kubernetes,
     CLUSTER_ID: 'configured-cluster',
     SAMPLING_INTERVAL_MS: String(INTERVAL_MS),
     SAMPLE_DELAY_MS: '250',

@@ -1,0 +1,514 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import type { PodAllocationSample } from '@gpu-meter/kit';
+import { createKubeConfig } from '@gpu-meter/kit/kubernetes';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { stackEnv } from '../../../test/support/kafka.js';
+import {
+  INTERVAL_MS,
+  distinctUpTo,
+  metricValue,
+  outputTopic,
+  readSamples,
+  startCollectorOn,
+  waitUntil,
+  type Received,
+} from './harness.js';
+import type { ServiceProcess } from '../../../test/support/processes.js';
+
+/**
+ * runai-collector against a real kube-apiserver (1.35.4 on etcd 3.6.5, test/stack/kube-apiserver.sh,
+ * started by `npm run stack:up`), reached as a production collector reaches its API: a kubeconfig with a
+ * CA-verified HTTPS server and a bearer token. There is no kubelet: the test drives each pod's lifecycle
+ * through the pods/status subresource and deletes as a kubelet and a user do. Every expectation is
+ * computed from the times the API stored and returned (whole seconds, rounded down), never from the
+ * times the test asked for.
+ */
+
+const GPU_PRODUCT = 'NVIDIA-A100-SXM4-80GB';
+const IMAGE = 'nvcr.io/nvidia/pytorch:24.01-py3';
+/** Longer than any test here: a graceful delete leaves the pod Terminating with its deadline in the future. */
+const GRACE_SECONDS = 60;
+
+interface RealApi {
+  kubeconfig: string;
+  kc: KubeConfig;
+  api: CoreV1Api;
+  namespace: string;
+  node: string;
+}
+
+/** The stack's kubeconfig (STACK_KUBECONFIG in .stack/env or the environment); absent is a failure. */
+function stackKubeconfig(): string {
+  const path = stackEnv().STACK_KUBECONFIG;
+  if (!path) {
+    throw new Error(
+      'No STACK_KUBECONFIG: these tests need the real kube-apiserver of the local stack. Start it with ' +
+        '`npm run stack:up` (or `bash test/stack/kube-apiserver.sh start`; it writes .stack/kube/kubeconfig ' +
+        'and STACK_KUBECONFIG into .stack/env), or set STACK_KUBECONFIG to a test cluster you may write to.',
+    );
+  }
+  return path;
+}
+
+/** A namespace (with its default service account: no controller manager makes one) and a GPU node. */
+async function realApi(): Promise<RealApi> {
+  const kubeconfig = stackKubeconfig();
+  // The kit's own loader, as the collector's KUBECONFIG setting uses it.
+  const kc = createKubeConfig({ kubeconfig, k8sApiUrl: undefined });
+  expect(kc.getCurrentCluster()?.server).toMatch(/^https:/);
+  expect(kc.getCurrentUser()?.token, 'the kubeconfig authenticates with a bearer token').toBeTruthy();
+  const api = kc.makeApiClient(CoreV1Api);
+  const id = randomUUID().slice(0, 8);
+  const namespace = `gm-test-${id}`;
+  const node = `gm-node-${id}`;
+  await api.createNamespace({ body: { metadata: { name: namespace } } });
+  // Without a namespace controller the namespace stays Terminating after this; the stack's etcd starts
+  // empty on each start.
+  onTestFinished(() => api.deleteNamespace({ name: namespace }).then(() => undefined));
+  await api.createNamespacedServiceAccount({ namespace, body: { metadata: { name: 'default' } } });
+  await api.createNode({
+    body: {
+      metadata: {
+        name: node,
+        labels: {
+          'kubernetes.io/hostname': node,
+          'nvidia.com/gpu.product': GPU_PRODUCT,
+          'nvidia.com/gpu.count': '4',
+          'nvidia.com/gpu.memory': '81920',
+          'nvidia.com/gpu.present': 'true',
+        },
+      },
+    },
+  });
+  onTestFinished(() => api.deleteNode({ name: node }).then(() => undefined));
+  const capacity = { cpu: '64', memory: '512Gi', pods: '110', 'nvidia.com/gpu': '4' };
+  const created = await api.readNode({ name: node });
+  await api.replaceNodeStatus({
+    name: node,
+    body: { ...created, status: { capacity, allocatable: capacity } },
+  });
+  return { kubeconfig, kc, api, namespace, node };
+}
+
+type Gpu = { whole: number } | { fraction: number; gpu: number };
+
+/** A scheduled Run:ai pod (spec.nodeName set, as the Run:ai scheduler binds it), still Pending. */
+async function createPod(real: RealApi, name: string, gpu: Gpu): Promise<V1Pod> {
+  const annotations: Record<string, string> = { user: 'alice', workloadId: `wl-${name}` };
+  const gpuLimits: Record<string, string> = {};
+  if ('whole' in gpu) {
+    gpuLimits['nvidia.com/gpu'] = String(gpu.whole);
+    annotations['runai-allocated-gpus'] = String(gpu.whole);
+  } else {
+    annotations['gpu-fraction'] = String(gpu.fraction);
+    annotations['runai-allocated-gpus'] = String(gpu.fraction);
+    annotations['runai-allocated-gpu-memory'] = String(gpu.fraction * 81920);
+    annotations['runai-gpu'] = String(gpu.gpu);
+  }
+  const resources = { cpu: '1', memory: '2Gi', ...gpuLimits };
+  const pod = await real.api.createNamespacedPod({
+    namespace: real.namespace,
+    body: {
+      metadata: {
+        name,
+        labels: { project: 'team-a', 'runai/queue': 'team-a', workloadKind: 'Training' },
+        annotations,
+      },
+      spec: {
+        schedulerName: 'runai-scheduler',
+        nodeName: real.node,
+        restartPolicy: 'Never',
+        automountServiceAccountToken: false,
+        containers: [{ name: 'main', image: IMAGE, resources: { requests: resources, limits: resources } }],
+      },
+    },
+  });
+  onTestFinished(() =>
+    real.api.deleteNamespacedPod({ name, namespace: real.namespace, gracePeriodSeconds: 0 }).then(
+      () => undefined,
+      () => undefined,
+    ),
+  );
+  return pod;
+}
+
+/** What a kubelet reports once the container runs: phase Running, startTime and startedAt now. */
+async function markRunning(real: RealApi, name: string): Promise<V1Pod> {
+  const pod = await real.api.readNamespacedPod({ name, namespace: real.namespace });
+  const now = new Date();
+  pod.status = {
+    phase: 'Running',
+    startTime: now,
+    hostIP: '10.0.0.10',
+    podIP: '10.244.0.10',
+    conditions: [
+      { type: 'PodScheduled', status: 'True', lastTransitionTime: now },
+      { type: 'Initialized', status: 'True', lastTransitionTime: now },
+      { type: 'ContainersReady', status: 'True', lastTransitionTime: now },
+      { type: 'Ready', status: 'True', lastTransitionTime: now },
+    ],
+    containerStatuses: [
+      {
+        name: 'main',
+        image: IMAGE,
+        imageID: `${IMAGE}@sha256:${'0'.repeat(64)}`,
+        containerID: `containerd://${name}`,
+        ready: true,
+        started: true,
+        restartCount: 0,
+        state: { running: { startedAt: now } },
+      },
+    ],
+  };
+  return real.api.replaceNamespacedPodStatus({ name, namespace: real.namespace, body: pod });
+}
+
+/** What a kubelet reports once the container exited 0: phase Succeeded, finishedAt now. */
+async function markSucceeded(real: RealApi, name: string): Promise<V1Pod> {
+  const pod = await real.api.readNamespacedPod({ name, namespace: real.namespace });
+  const now = new Date();
+  const startedAt = pod.status!.containerStatuses![0]!.state!.running!.startedAt!;
+  pod.status = {
+    ...pod.status,
+    phase: 'Succeeded',
+    conditions: (pod.status?.conditions ?? []).map((c) =>
+      c.type === 'Ready' || c.type === 'ContainersReady'
+        ? { ...c, status: 'False', reason: 'PodCompleted', lastTransitionTime: now }
+        : c,
+    ),
+    containerStatuses: [
+      {
+        ...pod.status!.containerStatuses![0]!,
+        ready: false,
+        started: false,
+        state: {
+          terminated: {
+            exitCode: 0,
+            reason: 'Completed',
+            startedAt,
+            finishedAt: now,
+            containerID: `containerd://${name}`,
+          },
+        },
+      },
+    ],
+  };
+  return real.api.replaceNamespacedPodStatus({ name, namespace: real.namespace, body: pod });
+}
+
+function deletePod(real: RealApi, name: string, gracePeriodSeconds: number): Promise<V1Pod> {
+  return real.api.deleteNamespacedPod({ name, namespace: real.namespace, gracePeriodSeconds });
+}
+
+/** Created, then Running: its startTime as the API stored it. */
+async function runningPod(real: RealApi, name: string, gpu: Gpu): Promise<number> {
+  await createPod(real, name, gpu);
+  return ms((await markRunning(real, name)).status?.startTime);
+}
+
+/** Succeeded now: its finishedAt as the API stored it. */
+async function succeed(real: RealApi, name: string): Promise<number> {
+  const pod = await markSucceeded(real, name);
+  return ms(pod.status?.containerStatuses?.[0]?.state?.terminated?.finishedAt);
+}
+
+/** An output topic and a way to start a collector on it (ready when it resolves). */
+async function collectorsOn(prefix: string, kubeconfig: string) {
+  const topic = await outputTopic(prefix);
+  const start = async (): Promise<ServiceProcess> => {
+    const collector = startCollectorOn({ KUBECONFIG: kubeconfig }, topic);
+    await collector.waitForLog(/collector ready/);
+    return collector;
+  };
+  return { topic, start };
+}
+
+/**
+ * A TCP relay to the API server that the test can cut: every connection through it is destroyed and new
+ * ones are dropped until restored. The collector's watch and lists fail while the test's own client,
+ * connected directly, goes on writing: a watch outage on a healthy API server.
+ */
+class CuttableRelay {
+  private readonly sockets = new Set<Socket>();
+  private readonly server: Server;
+  private cut = false;
+  port = 0;
+
+  constructor(private readonly target: URL) {
+    this.server = createServer((client) => this.relay(client));
+  }
+
+  async listen(): Promise<this> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server.address() as AddressInfo).port;
+    onTestFinished(() => this.close());
+    return this;
+  }
+
+  private relay(client: Socket): void {
+    if (this.cut) return void client.destroy();
+    const upstream = connect(Number(this.target.port), this.target.hostname);
+    for (const socket of [client, upstream]) {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+      socket.on('error', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream).pipe(client);
+  }
+
+  cutOff(): void {
+    this.cut = true;
+    for (const socket of this.sockets) socket.destroy();
+  }
+
+  restore(): void {
+    this.cut = false;
+  }
+
+  private close(): Promise<void> {
+    this.cutOff();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** A copy of the kubeconfig naming the relay's port (the serving certificate is for 127.0.0.1, any port). */
+function kubeconfigVia(real: RealApi, relay: CuttableRelay): string {
+  const server = new URL(real.kc.getCurrentCluster()!.server);
+  const dir = mkdtempSync(join(tmpdir(), 'gm-kubeconfig-'));
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'kubeconfig');
+  const text = readFileSync(real.kubeconfig, 'utf8').replace(
+    `server: ${server.origin}`,
+    `server: https://127.0.0.1:${relay.port}`,
+  );
+  if (!text.includes(`:${relay.port}`))
+    throw new Error(`no "server: ${server.origin}" in ${real.kubeconfig}`);
+  // It holds the token: readable by this user only.
+  writeFileSync(path, text, { mode: 0o600 });
+  return path;
+}
+
+const ms = (time: Date | undefined): number => {
+  if (!(time instanceof Date)) throw new Error(`expected a time from the API, got ${String(time)}`);
+  return time.getTime();
+};
+
+/**
+ * The samples a pod that ran over [startMs, endMs) must have on the grid, each span clipped to the run;
+ * endMs null: still running, sampled up to lastT.
+ */
+function expectedSpans(startMs: number, endMs: number | null, lastT: number): string[] {
+  const spans: string[] = [];
+  const last = endMs === null ? lastT : Math.ceil(endMs / INTERVAL_MS) * INTERVAL_MS;
+  for (let t = Math.floor(startMs / INTERVAL_MS) * INTERVAL_MS + INTERVAL_MS; t <= last; t += INTERVAL_MS) {
+    const from = Math.max(t - INTERVAL_MS, startMs);
+    const to = endMs === null ? t : Math.min(t, endMs);
+    if (to > from) spans.push(span(t, from, to));
+  }
+  return spans;
+}
+
+const span = (t: number, from: number, to: number) =>
+  `${new Date(t).toISOString()} [${new Date(from).toISOString()}, ${new Date(to).toISOString()})`;
+
+/** A pod's distinct samples (re-sent ones must be byte-identical: distinctUpTo throws otherwise), as spans. */
+function billedSpans(received: Received[], namespace: string, name: string, lastT: number): string[] {
+  return distinctUpTo(received, lastT)
+    .filter((s) => s.namespace === namespace && s.podName === name)
+    .sort((a, b) => a.observedAtMs - b.observedAtMs)
+    .map((s) => span(s.observedAtMs, s.spanStartMs, s.spanEndMs));
+}
+
+/**
+ * The topic, read again (every 3 s, 30 s at most) until `pod` has `count` points up to lastT: a collector
+ * that recovers late on a loaded machine (restart, outage) sends its backfill after the last point, and
+ * the comparisons must judge what it sent, not when.
+ */
+async function readUntilBilled(
+  topic: string,
+  namespace: string,
+  pod: string,
+  lastT: number,
+  count: number,
+): Promise<Received[]> {
+  let received = await readSamples(topic);
+  for (let i = 0; i < 10 && billedSpans(received, namespace, pod, lastT).length < count; i += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    received = await readSamples(topic);
+  }
+  return received;
+}
+
+function samplesOf(received: Received[], namespace: string, name: string): PodAllocationSample[] {
+  return received.map((r) => r.value).filter((s) => s.namespace === namespace && s.podName === name);
+}
+
+/** The next whole second plus `offsetMs`: API times are whole seconds, so each step lands mid-second. */
+function nextSecond(offsetMs = 300): number {
+  return Math.ceil(Date.now() / 1000) * 1000 + offsetMs;
+}
+
+describe('runai-collector against a real kube-apiserver (TLS, bearer token)', () => {
+  it('bills each pod from the times the API stored: finish, graceful delete, forced deletes, running', async () => {
+    const real = await realApi();
+    const { topic, start } = await collectorsOn('alloc-real-api', real.kubeconfig);
+    await start();
+
+    const t0 = nextSecond();
+    await waitUntil(t0);
+    const startedAt = {
+      finishes: await runningPod(real, 'finishes', { whole: 2 }),
+      graceful: await runningPod(real, 'graceful', { whole: 1 }),
+      forced: await runningPod(real, 'forced', { fraction: 0.5, gpu: 2 }),
+      graceZero: await runningPod(real, 'grace-zero', { whole: 1 }),
+      runs: await runningPod(real, 'runs', { whole: 1 }),
+    };
+
+    await waitUntil(t0 + 3_000);
+    // A user's delete: the pod stays, Terminating, its deletionTimestamp the grace deadline in the future.
+    const terminating = await deletePod(real, 'graceful', GRACE_SECONDS);
+    const deadlineMs = ms(terminating.metadata?.deletionTimestamp);
+    expect(deadlineMs).toBeGreaterThan(Date.now() + (GRACE_SECONDS - 5) * 1000);
+    await deletePod(real, 'forced', GRACE_SECONDS);
+    // Grace 0 on a running pod: deleted at once (MODIFIED with a deletionTimestamp, then DELETED).
+    const zero = await deletePod(real, 'grace-zero', 0);
+
+    await waitUntil(t0 + 4_000);
+    const finishedAt = await succeed(real, 'finishes');
+
+    await waitUntil(t0 + 5_000);
+    // The kubelet's side of the graceful delete: the container exited (final status), then its delete with
+    // grace 0, which shortens the grace period: the removed object's deletionTimestamp is now (1.35 never
+    // moves it before now).
+    const gracefulFinishedAt = await succeed(real, 'graceful');
+    await deletePod(real, 'graceful', 0);
+    // `kubectl delete --force` of the Terminating pod: removed with no final status.
+    const forcedGone = await deletePod(real, 'forced', 0);
+
+    // The last grid point every pod is compared at; the collector samples it 250 ms later.
+    const lastT = t0 - 300 + 8_000;
+    await waitUntil(lastT + INTERVAL_MS);
+    const received = await readSamples(topic);
+    const billed = (name: string) => billedSpans(received, real.namespace, name, lastT);
+
+    // A pod that ran to its end: billed to the finishedAt the API stored.
+    expect(billed('finishes')).toEqual(expectedSpans(startedAt.finishes, finishedAt, lastT));
+    // A graceful delete is never billed to its future deadline: it ran until its container finished.
+    expect(gracefulFinishedAt).toBeLessThan(deadlineMs);
+    expect(billed('graceful')).toEqual(expectedSpans(startedAt.graceful, gracefulFinishedAt, lastT));
+    // Removed without a final status: billed to the deletionTimestamp the removal carried (the forced
+    // delete's second, the grace shortened to 0), not to the deadline.
+    const forcedEnd = ms(forcedGone.metadata?.deletionTimestamp);
+    expect(forcedEnd).toBeLessThan(deadlineMs);
+    expect(billed('forced')).toEqual(expectedSpans(startedAt.forced, forcedEnd, lastT));
+    expect(billed('grace-zero')).toEqual(
+      expectedSpans(startedAt.graceZero, ms(zero.metadata?.deletionTimestamp), lastT),
+    );
+    expect(billed('runs')).toEqual(expectedSpans(startedAt.runs, null, lastT));
+
+    // The amounts and dimensions came through as on the fake API.
+    const finishes = samplesOf(received, real.namespace, 'finishes');
+    expect(new Set(finishes.map((s) => `${s.gpus} ${s.gpuType} ${s.project} ${s.workloadType}`))).toEqual(
+      new Set([`2 ${GPU_PRODUCT} team-a Training`]),
+    );
+    expect(new Set(samplesOf(received, real.namespace, 'forced').map((s) => s.gpus))).toEqual(new Set([0.5]));
+  });
+
+  it('a collector killed and restarted: no gap and no duplicate, a pod that ended meanwhile billed to its end', async () => {
+    const real = await realApi();
+    const { topic, start } = await collectorsOn('alloc-real-api-restart', real.kubeconfig);
+    const first = await start();
+
+    const t0 = nextSecond();
+    await waitUntil(t0);
+    const runsStart = await runningPod(real, 'runs', { whole: 2 });
+    const endsStart = await runningPod(real, 'ends', { whole: 1 });
+
+    await waitUntil(t0 + 2_500);
+    await first.kill('SIGKILL');
+    await waitUntil(t0 + 3_000);
+    // Ends while no collector runs; stays listed (not deleted), so the restarted one backfills it.
+    const endsFinishedAt = await succeed(real, 'ends');
+    await waitUntil(t0 + 4_000);
+    const second = await start();
+
+    const lastT = Math.max(t0 + 9_000, Math.ceil(Date.now() / INTERVAL_MS) * INTERVAL_MS + 2 * INTERVAL_MS);
+    await waitUntil(lastT + INTERVAL_MS);
+    const want = expectedSpans(runsStart, null, lastT);
+    const received = await readUntilBilled(topic, real.namespace, 'runs', lastT, want.length);
+
+    expect(billedSpans(received, real.namespace, 'runs', lastT)).toEqual(want);
+    expect(billedSpans(received, real.namespace, 'ends', lastT)).toEqual(
+      expectedSpans(endsStart, endsFinishedAt, lastT),
+    );
+    // One sample per pod and grid point: every id is distinct or a byte-identical re-send.
+    const ids = received.filter((r) => r.value.namespace === real.namespace).map((r) => r.value.id);
+    expect(new Set(ids).size).toBe(
+      billedSpans(received, real.namespace, 'runs', Infinity).length +
+        billedSpans(received, real.namespace, 'ends', Infinity).length,
+    );
+    expect(await metricValue(second, 'gpumeter_allocation_samples_backfilled_total')).toBeGreaterThan(0);
+  });
+
+  it('a watch outage on a healthy API: ends it missed billed to the stored finish or to when it learned, never to a deadline', async () => {
+    const real = await realApi();
+    const relay = await new CuttableRelay(new URL(real.kc.getCurrentCluster()!.server)).listen();
+    const { topic, start } = await collectorsOn('alloc-real-api-outage', kubeconfigVia(real, relay));
+    const collector = await start();
+
+    const t0 = nextSecond();
+    await waitUntil(t0);
+    const startedAt = {
+      runs: await runningPod(real, 'runs', { whole: 1 }),
+      ends: await runningPod(real, 'ends', { whole: 2 }),
+      terminating: await runningPod(real, 'terminating', { whole: 2 }),
+    };
+    await waitUntil(t0 + 2_000);
+    const deadlineMs = ms((await deletePod(real, 'terminating', GRACE_SECONDS)).metadata?.deletionTimestamp);
+
+    await waitUntil(t0 + 3_000);
+    const watchErrorsBefore = await metricValue(collector, 'gpumeter_watch_errors_total');
+    relay.cutOff();
+    const cutAt = Date.now();
+    await waitUntil(t0 + 4_000);
+    // While the collector sees nothing: one pod ends (and stays listed), the Terminating one ends and goes.
+    const endsFinishedAt = await succeed(real, 'ends');
+    await succeed(real, 'terminating');
+    await deletePod(real, 'terminating', 0);
+    // Longer than the relist interval (4 grid points): the collector's retries become relists, so it
+    // learns of the removal from a list that no longer has the pod, not from a replayed watch.
+    await waitUntil(t0 + 9_000);
+    const restoredAt = Date.now();
+    relay.restore();
+
+    const lastT = t0 - 300 + 14_000;
+    await waitUntil(lastT + INTERVAL_MS);
+    // Skipped points are backfilled once the watch is fresh again.
+    const want = expectedSpans(startedAt.runs, null, lastT);
+    const received = await readUntilBilled(topic, real.namespace, 'runs', lastT, want.length);
+    const billed = (name: string) => billedSpans(received, real.namespace, name, lastT);
+    expect(await metricValue(collector, 'gpumeter_watch_errors_total')).toBeGreaterThan(watchErrorsBefore);
+
+    // No gap across the outage.
+    expect(billed('runs')).toEqual(want);
+    // Ended during the outage, still listed: the relist shows its finish; billed to it, not to the relist.
+    expect(billed('ends')).toEqual(expectedSpans(startedAt.ends, endsFinishedAt, lastT));
+    // Last seen Terminating with its deadline a minute ahead, then gone: billed until the collector could
+    // no longer vouch for it (the relist after the outage), never to the deadline.
+    const terminating = samplesOf(received, real.namespace, 'terminating');
+    const billedEnd = Math.max(...terminating.map((s) => s.spanEndMs));
+    expect(billedEnd).toBeGreaterThanOrEqual(cutAt);
+    expect(billedEnd, 'learned at the relist after the outage').toBeGreaterThanOrEqual(restoredAt);
+    expect(billedEnd).toBeLessThan(restoredAt + 10_000);
+    expect(billedEnd).toBeLessThan(deadlineMs - 30_000);
+    expect(billed('terminating')).toEqual(expectedSpans(startedAt.terminating, billedEnd, lastT));
+  });
+});
