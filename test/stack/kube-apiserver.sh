@@ -11,7 +11,8 @@
 # ~/.cache/gpu-meter/kube-<versions>/ (outside the clone, as Go's own caches are), so a fresh clone
 # (CI) copies them instead of building. Cold (empty Go module and build caches: downloads, then
 # ~2,000 packages compiled) the build took 24 min on the shared 2-core machine under load (11.5
-# CPU-minutes); KUBE_BIN_CACHE=<dir> puts that cache elsewhere.
+# CPU-minutes); warm (a fresh clone, Go's caches in ~/go/pkg/mod and ~/.cache/go-build kept) 40 s,
+# mostly linking. KUBE_BIN_CACHE=<dir> puts the binary cache elsewhere (a missing dir: build).
 #
 # start: etcd on 127.0.0.1:12379 (peer 12380), kube-apiserver on https://127.0.0.1:16443 with a
 # self-signed CA and serving certificate (SANs 127.0.0.1, localhost), a static bearer token for
