@@ -1,4 +1,5 @@
 import {
+  clickhouseClientOptions,
   clickhouseConfigSpec,
   env,
   kafkaConfigSpec,
@@ -6,17 +7,48 @@ import {
   opsConfigSpec,
   readConfig,
   registryConfigSpec,
+  requireWhen,
   schemas,
   type ConfigOf,
 } from '@gpu-meter/kit';
 
 export const SERVICE_NAME = 'clickhouse-sink';
 
+/** The command a separate migration job runs (same ClickHouse variables as the sink). */
+export const MIGRATE_COMMAND = 'node --import tsx services/clickhouse-sink/src/migrate.ts';
+
+/**
+ * Who runs the migrations (DDL), and whether the sink runs them at all. Not exported: the docs generator
+ * merges the exported specs in an order that differs between loaders (configSpec must come first).
+ */
+const migrationConfigSpec = {
+  clickhouseMigrate: env(
+    'CLICKHOUSE_MIGRATE',
+    schemas.bool(true),
+    `Run the schema migrations at start-up. false: only check the schema is at the version this sink needs ` +
+      `(a separate job migrates: \`${MIGRATE_COMMAND}\`); the everyday user then needs no DDL rights.`,
+  ),
+  clickhouseMigrationUser: env(
+    'CLICKHOUSE_MIGRATION_USER',
+    schemas.optionalString(),
+    'ClickHouse user that runs the migrations (DDL), through a client of its own closed after them; ' +
+      'CLICKHOUSE_USER then needs only SELECT and INSERT. Unset: CLICKHOUSE_USER migrates. Not used ' +
+      'when CLICKHOUSE_MIGRATE=false (the migrate command uses it).',
+  ),
+  clickhouseMigrationPassword: env(
+    'CLICKHOUSE_MIGRATION_PASSWORD',
+    schemas.optionalString(),
+    'Password of CLICKHOUSE_MIGRATION_USER.',
+    { secret: true },
+  ),
+} as const;
+
 export const configSpec = {
   ...kafkaConfigSpec,
   ...registryConfigSpec,
   ...opsConfigSpec,
   ...clickhouseConfigSpec,
+  ...migrationConfigSpec,
   ...usageEventsConsumerConfigSpec(SERVICE_NAME, {
     topic: 'usage.sink-dead-letters.v1',
     doc: 'Where undecodable usage events go, with headers naming their origin.',
@@ -33,6 +65,39 @@ export const configSpec = {
 
 export type SinkConfig = ConfigOf<typeof configSpec>;
 
+/** The migrate-only command's configuration: ClickHouse and who migrates, nothing of Kafka. */
+export const migrateCommandConfigSpec = {
+  ...clickhouseConfigSpec,
+  ...migrationConfigSpec,
+  logLevel: configSpec.logLevel,
+} as const;
+
+export type MigrateCommandConfig = ConfigOf<typeof migrateCommandConfigSpec>;
+
+/**
+ * Cross-field rules of the ClickHouse part, checked at start-up so a wrong combination stops the service
+ * before it connects, naming the variable: the TLS files (readable, https only, cert and key together) and
+ * the migration user.
+ */
+export function checkClickHouseConfig(config: MigrateCommandConfig): void {
+  clickhouseClientOptions(config);
+  requireWhen(
+    config.clickhouseMigrationPassword !== undefined && config.clickhouseMigrationUser === undefined,
+    'CLICKHOUSE_MIGRATION_USER',
+    'is required when CLICKHOUSE_MIGRATION_PASSWORD is set',
+  );
+}
+
 export function loadConfig(source: Record<string, string | undefined> = process.env): SinkConfig {
-  return readConfig(configSpec, source);
+  const config = readConfig(configSpec, source);
+  checkClickHouseConfig(config);
+  return config;
+}
+
+export function loadMigrateCommandConfig(
+  source: Record<string, string | undefined> = process.env,
+): MigrateCommandConfig {
+  const config = readConfig(migrateCommandConfigSpec, source);
+  checkClickHouseConfig(config);
+  return config;
 }

@@ -1,7 +1,7 @@
-import { ClickHouse, runUsageEventsSink } from '@gpu-meter/kit';
+import { ClickHouse, isClickHouseRetriable, runUsageEventsSink } from '@gpu-meter/kit';
 import { Counter, Histogram } from 'prom-client';
 import { loadConfig, SERVICE_NAME } from './config.js';
-import { migrate } from './migrator.js';
+import { prepareSchema } from './migrator.js';
 import { MIGRATIONS } from './migrations.js';
 import { toUsageRow, validateUsageEvent } from './row.js';
 import { insertUsageRows } from './usage-writer.js';
@@ -34,9 +34,14 @@ runUsageEventsSink({
 
     const clickhouse = new ClickHouse(config);
     shutdown.register('clickhouse', () => clickhouse.close());
-    // Migrations need ClickHouse: wait for it (not ready meanwhile) rather than crash-looping while it starts.
-    await startup.step(`ClickHouse migrations (database ${config.clickhouseDatabase})`, () =>
-      migrate(clickhouse, MIGRATIONS, logger),
+    // Migrations (or, with CLICKHOUSE_MIGRATE=false, the schema check) need ClickHouse: wait for it (not
+    // ready meanwhile) rather than crash-looping while it starts; a user that may not do it stops the sink.
+    await startup.step(
+      config.clickhouseMigrate
+        ? `ClickHouse migrations (database ${config.clickhouseDatabase})`
+        : `ClickHouse schema check (database ${config.clickhouseDatabase}, CLICKHOUSE_MIGRATE=false)`,
+      () => prepareSchema(config, clickhouse, MIGRATIONS, logger),
+      isClickHouseRetriable,
     );
 
     return {
