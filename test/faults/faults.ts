@@ -7,12 +7,29 @@
  * and the exit code is 1 on any difference.
  */
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { loadScenario, buildModel, type Scenario } from '@gpu-meter/simulator';
-import { renderComparison, truthAcross, type AmbiguousAttribution } from '../pipeline/compare.js';
-import { DEAD_LETTER_HEADERS } from '@gpu-meter/kit';
+import { loadScenario, buildModel, renderMetrics, type K8sObject, type Scenario } from '@gpu-meter/simulator';
+import {
+  renderComparison,
+  truthAcross,
+  type AmbiguousAttribution,
+  type InvoiceKey,
+  type UsageRow,
+} from '../pipeline/compare.js';
+import {
+  createSchemaRegistry,
+  DEAD_LETTER_HEADERS,
+  TopicSerde,
+  USAGE_QUANTITIES,
+  type PodAllocationSample,
+  type UsageQuantity,
+} from '@gpu-meter/kit';
+import { DEFAULT_CLUSTER_CACHE_OPTIONS } from '@gpu-meter/kit/kubernetes';
+import { RegistryProxy } from '../pipeline/registry-proxy.js';
+import { readRecords } from '../pipeline/sources.js';
 import type { Fault } from '../support/fake-openmeter.js';
 import { ServiceProcess } from '../support/processes.js';
 import {
@@ -65,7 +82,12 @@ const say = (line: string) => process.stdout.write(`${line}\n`);
 /** What a trial did: faults injected, and how to compare when the fault makes the truth non-unique. */
 interface Injected {
   faults: number;
-  compare?: CompareOptions;
+  /**
+   * How to compare (default: every quantity against `truth()`). A function is called at each comparison,
+   * once everything settled, for a truth that depends on what the pipeline published; its comparisons'
+   * differences add up.
+   */
+  compare?: CompareOptions | (() => Promise<CompareOptions[]>);
   /** Differences the invoice comparison cannot see (e.g. events OpenMeter received twice), counted at the end. */
   check?: () => Promise<number>;
 }
@@ -112,16 +134,28 @@ async function runTrial(trial: Trial, scenario: Scenario): Promise<TrialResult> 
     // The last window closes at its end + grace; a restarted service needs a moment past its fault too.
     await sleepUntil(Math.max(pipeline.range.toMs, Date.now()) + 2 * intervalMs + 5_000);
     const deadline = Date.now() + 180_000;
-    let result = await pipeline.compare(injected.compare);
+    const compareAll = async () => {
+      const { compare } = injected;
+      const options = typeof compare === 'function' ? await compare() : [compare ?? {}];
+      const parts = await Promise.all(options.map((option) => pipeline.compare(option)));
+      return {
+        parts,
+        ok: parts.every((part) => part.ok),
+        differences: parts.reduce((sum, part) => sum + part.differences, 0),
+      };
+    };
+    let result = await compareAll();
     while (!result.ok && Date.now() < deadline) {
       await sleep(3_000);
-      result = await pipeline.compare(injected.compare);
+      result = await compareAll();
     }
     const extra = injected.check ? await injected.check() : 0;
     if (result.differences > 0) {
-      say(renderComparison(result.comparison));
-      for (const { source, line } of result.foreign)
-        say(`  ${source}: billed to neither the old nor the new attribution: ${JSON.stringify(line)}`);
+      for (const part of result.parts) {
+        say(renderComparison(part.comparison));
+        for (const { source, line } of part.foreign)
+          say(`  ${source}: billed to neither the old nor the new attribution: ${JSON.stringify(line)}`);
+      }
       say(await diagnostics(pipeline));
     }
     return { name: trial.name, faults: injected.faults, differences: result.differences + extra };
@@ -369,6 +403,448 @@ async function forwarderDeadLetters(pipeline: Pipeline): Promise<number> {
 
 const OPENMETER_STORM_MS = 60_000;
 
+/** Records on a topic, or 0 when it does not exist (nothing was ever written there). */
+async function recordsOn(pipeline: Pipeline, topic: string): Promise<number> {
+  const admin = pipeline.kafka.admin();
+  await admin.connect();
+  try {
+    const offsets = await admin.fetchTopicOffsets(topic).catch(() => []);
+    return offsets.reduce((sum, o) => sum + Number(o.high) - Number(o.low), 0);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+const registrySettings = () => ({ schemaRegistryUrl: stackEnv.SCHEMA_REGISTRY_URL! });
+const podSamples = (pipeline: Pipeline) =>
+  readRecords(
+    pipeline.kafka,
+    new TopicSerde<PodAllocationSample>(
+      createSchemaRegistry(registrySettings()),
+      registrySettings(),
+      pipeline.topics.podAllocations,
+      'podAllocationSample',
+    ),
+  );
+
+const ALLOCATION_QUANTITIES: readonly UsageQuantity[] = [
+  'gpuAllocationSeconds',
+  'gpuMemoryAllocatedByteSeconds',
+  'cpuCoreSeconds',
+  'memoryByteSeconds',
+];
+const BANDWIDTH_QUANTITIES = USAGE_QUANTITIES.filter((q) => !ALLOCATION_QUANTITIES.includes(q));
+
+const STALL_MS = 120_000;
+// The runai-collector's defaults, set explicitly: the bound below is derived from them.
+const WATCH_RELIST_INTERVALS = 4;
+const WATCH_STALE_INTERVALS = 6;
+
+/**
+ * stale-watch: every watch of the fake API hangs for STALL_MS from 10 % of the scenario (open, silent: no
+ * event, no bookmark, no end; watches opened meanwhile hang too), while lists keep answering the current
+ * state and pods start and end. Then the hung watches are ended and watching works again.
+ *
+ * What the pipeline should bill, and so what this trial asserts:
+ * - runai-collector: its periodic relist (every WATCH_RELIST_INTERVALS intervals) proves its cache fresh
+ *   (so it stays ready and samples every grid point) and finds each end within that period. The grid points
+ *   sampled between a pod's real end and the relist that showed it were published as Running and cannot be
+ *   taken back: that is the allowed over-billing, N = WATCH_RELIST_INTERVALS + 1 = 5 intervals (10 s at
+ *   2 s): a relist at most 4 intervals after the end (plus its list time), and the sample taken just before
+ *   it covers up to one more interval (the collector's own stale-watch test uses the same bound). It is
+ *   measured, not guessed: the pod-allocation topic is read, each sample id counted once (the first copy
+ *   in partition order, as the aggregator counts it), and what each pod was billed after its real end is
+ *   (a) at most N intervals, else a difference per pod, and (b) added to the truth, so the allocation
+ *   quantities compare exactly per invoice key and window. A pod that starts during the stall is seen at a
+ *   relist and its missed grid points filled from its start: no allowance, exact. Only pods that ended
+ *   during the stall get an allowance; any other pod billed past its end differs.
+ * - bandwidth-collector: it has no WATCH_RELIST_INTERVALS; its cache relists on the kit's fixed period
+ *   (DEFAULT_CLUSTER_CACHE_OPTIONS, 60 s), and until then attributes a GPU's traffic by the stale pod
+ *   statuses: to a pod that ended (instead of `unallocated`), to `unallocated` for a pod that started (not
+ *   in its cache yet). The bytes of each GPU are all billed, only to which of those keys is open. So for
+ *   the bandwidth quantities, the windows overlapping [edge, edge + 60 s + 1 interval) (capped at the
+ *   stall's end + 1 interval) of a GPU pod's start or end during the stall compare summed over every key
+ *   of that GPU type; every other window compares per key, exactly.
+ */
+function staleWatch(): Trial {
+  const boundMs = (WATCH_RELIST_INTERVALS + 1) * intervalMs;
+  const violations = { pods: 0 };
+  return {
+    name: 'stale-watch',
+    description: `every Kubernetes watch hangs silently for ${STALL_MS} ms (lists answer) while pods start and end`,
+    pipeline: {
+      env: {
+        'runai-collector': {
+          WATCH_RELIST_INTERVALS: String(WATCH_RELIST_INTERVALS),
+          WATCH_STALE_INTERVALS: String(WATCH_STALE_INTERVALS),
+        },
+      },
+    },
+    inject: async (pipeline) => {
+      const stallFrom = at(pipeline, 0.1);
+      await sleepUntil(stallFrom);
+      pipeline.simulator.stallWatches();
+      const hung = pipeline.simulator.openWatches();
+      say(
+        `  watches stalled at +${Math.round((Date.now() - pipeline.range.fromMs) / 1000)} s (${hung} open)`,
+      );
+      await sleep(STALL_MS);
+      const stallTo = Date.now();
+      pipeline.simulator.resumeWatches();
+      say(
+        `  watches resumed at +${Math.round((stallTo - pipeline.range.fromMs) / 1000)} s (hung ones ended)`,
+      );
+      const { startMs, model } = pipeline.simulator;
+      const inStall = (ms: number) => ms >= stallFrom && ms < stallTo;
+      const bandwidthBoundMs = DEFAULT_CLUSTER_CACHE_OPTIONS.relistMs + intervalMs;
+      const affected = model.pods
+        .filter((p) => p.gpus > 0)
+        .flatMap((p) =>
+          [startMs + p.runStart, startMs + p.runEnd].filter(inStall).map((edge) => ({
+            gpuType: p.gpuType,
+            fromMs: edge,
+            toMs: Math.min(edge + bandwidthBoundMs, stallTo + intervalMs),
+          })),
+        );
+      const rekey = (key: InvoiceKey, row: UsageRow): InvoiceKey =>
+        affected.some(
+          (a) => a.gpuType === key.gpuType && row.windowStartMs < a.toMs && row.windowEndMs > a.fromMs,
+        )
+          ? {
+              subject: '(any: watch stalled)',
+              project: '',
+              department: '',
+              workloadType: '',
+              gpuType: key.gpuType,
+            }
+          : key;
+      let reported = false;
+      const compare = async (): Promise<CompareOptions[]> => {
+        const first = new Map<string, PodAllocationSample>();
+        for (const { value } of await podSamples(pipeline))
+          if (!first.has(value.id)) first.set(value.id, value);
+        const excess: UsageRow[] = [];
+        const lines: string[] = [];
+        violations.pods = 0;
+        for (const p of model.pods) {
+          const endMs = startMs + p.runEnd;
+          if (!Number.isFinite(endMs)) continue;
+          let billedAfterMs = 0;
+          for (const sample of first.values()) {
+            const from = Math.max(Number(sample.spanStartMs), endMs);
+            const to = Number(sample.spanEndMs);
+            if (sample.podUid !== p.uid || to <= from) continue;
+            billedAfterMs += to - from;
+            // Only a pod that ended during the stall may be billed past its end; the others must match.
+            if (!inStall(endMs)) continue;
+            for (let ws = Math.floor(from / windowMs) * windowMs; ws < to; ws += windowMs) {
+              const ms = Math.min(to, ws + windowMs) - Math.max(from, ws);
+              if (ms <= 0 || ws < pipeline.range.fromMs || ws + windowMs > pipeline.range.toMs) continue;
+              excess.push({
+                subject: p.subject ?? 'unattributed',
+                project: p.project,
+                department: p.department,
+                workloadType: p.workloadType,
+                gpuType: p.gpuType,
+                windowStartMs: ws,
+                windowEndMs: ws + windowMs,
+                gpuAllocationSeconds: (p.gpus * ms) / 1000,
+                gpuMemoryAllocatedByteSeconds: (p.gpuMemoryBytes * ms) / 1000,
+                cpuCoreSeconds: (p.cpuCores * ms) / 1000,
+                memoryByteSeconds: (p.memoryBytes * ms) / 1000,
+              });
+            }
+          }
+          const over = billedAfterMs > boundMs;
+          if (over) violations.pods += 1;
+          if (inStall(endMs) || billedAfterMs > 0)
+            lines.push(
+              `    ${p.namespace}/${p.pod.name}: ended at +${Math.round((endMs - pipeline.range.fromMs) / 100) / 10} s` +
+                `${inStall(endMs) ? ' (in the stall)' : ''}, billed ${billedAfterMs} ms past its end` +
+                ` (${(billedAfterMs / intervalMs).toFixed(2)} intervals; bound ${boundMs} ms)${over ? ' OVER THE BOUND' : ''}`,
+            );
+        }
+        if (!reported || violations.pods > 0) {
+          say(`  runai-collector billing past each pod's end (first copy of each sample id):`);
+          for (const line of lines) say(line);
+          reported = true;
+        }
+        return [
+          { truth: [...pipeline.truth(), ...excess], quantities: ALLOCATION_QUANTITIES },
+          { quantities: BANDWIDTH_QUANTITIES, rekey },
+        ];
+      };
+      return {
+        faults: 1,
+        compare,
+        check: async () => {
+          // A stall that hung nothing would show nothing: it must have caught the collectors' watches.
+          if (hung === 0) say('  no watch was open when the stall began: the trial tested nothing');
+          return violations.pods + (hung === 0 ? 1 : 0);
+        },
+      };
+    },
+  };
+}
+
+/**
+ * registry-outage: the usage-aggregator is killed and cold-started (empty schema cache) through a proxy of
+ * the schema registry (test/pipeline/registry-proxy.ts: the shared Apicurio keeps its schemas in memory, so
+ * stopping it would be lost storage for every user of the stack, not an outage). Its start-up registrations
+ * pass; from its first look-up of a writer schema by id the registry is down for `outage-ms`: the first
+ * half answered 404 by the gateway in front of it (what an ingress answers with no ready backend: a client
+ * cannot tell it from an unknown id without a control look-up), the second half connections reset. Then
+ * it is back with every schema. Nothing may be dead-lettered (any record on the run's dead-letter topic is
+ * a difference) and the invoice lines compare exactly.
+ */
+const registryOutage: Trial = {
+  name: 'registry-outage',
+  description: `schema registry down (404 from its gateway, then refused) for ${outageMs} ms at a usage-aggregator cold start`,
+  inject: async (pipeline) => {
+    const proxy = new RegistryProxy(stackEnv.SCHEMA_REGISTRY_URL!);
+    const proxyUrl = await proxy.start();
+    await sleepUntil(at(pipeline, 1 / 3));
+    proxy.arm('not-found');
+    await pipeline.restart('usage-aggregator', 0, { env: { SCHEMA_REGISTRY_URL: proxyUrl } });
+    say('  usage-aggregator[0] killed and restarted through the registry proxy (cold cache)');
+    // The restarted aggregator registers its subjects, then looks up its first writer schema; on this
+    // loaded machine a cold start took up to ~10 s. 90 s is the pipeline's own start-up allowance.
+    const armedBy = Date.now() + 90_000;
+    while (proxy.armedAtMs === undefined && Date.now() < armedBy) await sleep(100);
+    if (proxy.armedAtMs === undefined) {
+      await proxy.close();
+      throw new Error('the restarted aggregator never looked a schema up: the outage never began');
+    }
+    say(`  registry down (404) from the first look-up, ${proxy.armedAtMs - pipeline.range.fromMs} ms in`);
+    await sleep(outageMs / 2);
+    proxy.set('refused');
+    say('  registry down (connections reset)');
+    await sleep(outageMs / 2);
+    proxy.set('up');
+    say(`  registry back after ${Date.now() - proxy.armedAtMs} ms`);
+    return {
+      faults: 1,
+      check: async () => {
+        const { answered, lookups } = proxy;
+        const dead = await recordsOn(pipeline, pipeline.topics.deadLetters);
+        say(
+          `  registry proxy: ${lookups} look-ups by id; answered ${answered.up} passed, ${answered['not-found']} 404, ` +
+            `${answered.refused} reset; ${dead} records dead-lettered (allowed: 0)`,
+        );
+        await proxy.close();
+        return dead;
+      },
+    };
+  },
+};
+
+const BIG = 100_000;
+const big = (fill: string) => fill.repeat(BIG);
+const collectorDeadLetters = `usage.collector-dead-letters.faults-${randomUUID().slice(0, 8)}`;
+
+/**
+ * oversized-annotations: one tenant's GPU pod carries 100 KB annotations that flow into every sample (`user`,
+ * `workloadId`), a 100 KB one that does not, and a 100 KB `runai/queue` label (flows into samples; a real API
+ * server refuses label values over 63 characters, a fake one does not, and a collector must not rely on
+ * it). Before issue 13's fixes such samples (300 KB each, 500 to a send) stalled their partition on
+ * MESSAGE_TOO_LARGE. Now string fields are cut to SAMPLE_MAX_STRING_LENGTH (1024) with a marker and a sample
+ * that still does not fit is dead-lettered. None of these fields is an identity field (sample-publisher.ts
+ * SAMPLE_IDENTITY_FIELDS) nor part of an invoice key, so each capped sample is 3 KB, fits, and bills as
+ * before: the truth is the plain scenario's, every tenant (that one included) exactly; nothing may reach the
+ * collectors' dead-letter topic; and the pod's published samples must show the cut (else it tested nothing).
+ */
+const oversizedAnnotations: Trial = {
+  name: 'oversized-annotations',
+  description: `a tenant pod with ${BIG / 1000} KB annotations and a ${BIG / 1000} KB label flowing into its samples`,
+  pipeline: {
+    env: {
+      'runai-collector': { COLLECTOR_DEAD_LETTERS_TOPIC: collectorDeadLetters },
+      'bandwidth-collector': { COLLECTOR_DEAD_LETTERS_TOPIC: collectorDeadLetters },
+    },
+  },
+  scenario: (scenario) => {
+    const pod = bigPod(scenario);
+    return {
+      ...scenario,
+      pods: scenario.pods.map((p) =>
+        p === pod
+          ? {
+              ...p,
+              annotations: {
+                ...p.annotations,
+                user: big('u'),
+                workloadId: big('w'),
+                'example.com/notes': big('n'),
+              },
+              labels: { ...p.labels, 'runai/queue': big('q') },
+            }
+          : p,
+      ),
+    };
+  },
+  inject: async (pipeline) => {
+    const pod = bigPod(pipeline.simulator.model.scenario);
+    say(
+      `  ${pod.name}: annotations user, workloadId, example.com/notes and label runai/queue of ${BIG} characters`,
+    );
+    return {
+      faults: 1,
+      check: async () => {
+        const dead = await recordsOn(pipeline, collectorDeadLetters);
+        const samples = (await podSamples(pipeline))
+          .map((r) => r.value)
+          .filter((s) => s.podName === pod.name);
+        const marker = `…[truncated from ${BIG} chars]`;
+        const cut = samples.filter(
+          (s) =>
+            s.user.length <= 1024 &&
+            s.user.endsWith(marker) &&
+            s.queue.endsWith(marker) &&
+            s.workloadId.endsWith(marker),
+        );
+        say(
+          `  ${samples.length} samples of ${pod.name} published, ${cut.length} with user, workloadId and queue cut to ` +
+            `1024 characters; ${dead} records on ${collectorDeadLetters} (allowed: 0)`,
+        );
+        const untested = samples.length === 0 || cut.length !== samples.length ? 1 : 0;
+        return dead + untested;
+      },
+    };
+  },
+};
+
+/** The GPU pod with a project label that runs longest: the tenant with the big metadata. */
+function bigPod(scenario: Scenario): Scenario['pods'][number] {
+  const pod = buildModel(scenario)
+    .pods.filter((p) => p.gpus > 0 && !p.pod.omit.includes('project'))
+    .sort((a, b) => Math.min(b.runEnd, 1e15) - b.runStart - (Math.min(a.runEnd, 1e15) - a.runStart))[0];
+  if (!pod) throw new Error(`no GPU pod with a project in ${scenarioFile}`);
+  return pod.pod;
+}
+
+/**
+ * A DCGM page `render`ed for `node`, forged: every reading x1000 (+1e9), and one more GPU, which does not
+ * exist, mapped to the victim pod. Accepted, it would bill the victim traffic it never made.
+ */
+function forgedPage(
+  model: Pipeline['simulator']['model'],
+  node: string,
+  victim: { namespace: string; name: string },
+) {
+  return (offsetMs: number) => {
+    const page = renderMetrics(model, node, offsetMs) ?? '';
+    const out: string[] = [];
+    for (const line of page.split('\n')) {
+      const m = /^(\w+)\{(.*)\} (\S+)$/.exec(line);
+      if (!m) {
+        out.push(line);
+        continue;
+      }
+      const [, name, labels, value] = m;
+      const inflated = Number(value) * 1000 + 1e9;
+      out.push(`${name}{${labels}} ${inflated}`);
+      if (/gpu="0"/.test(labels!)) {
+        const fake = labels!
+          .replace(/UUID="[^"]*"/, 'UUID="GPU-0f0f0f0f-dead-beef-0000-forged000000"')
+          .replace(/gpu="0"/, 'gpu="99"')
+          .replace(/device="nvidia0"/, 'device="nvidia99"')
+          .replace(/,container="[^"]*",namespace="[^"]*",pod="[^"]*"/, '');
+        out.push(
+          `${name}{${fake},container="main",namespace="${victim.namespace}",pod="${victim.name}"} ${inflated}`,
+        );
+      }
+    }
+    return out.join('\n');
+  };
+}
+
+/**
+ * forged-exporter: two exporters that must not bill anything. (1) A tenant's pod in its own namespace
+ * `runai-mallory`, labelled app=nvidia-dcgm-exporter with prometheus.io port/path annotations, bound to the
+ * victim's node, serving the victim node's page forged (every reading x1000, plus a GPU that does not
+ * exist mapped to the victim pod): discovery takes exporters only from DCGM_EXPORTER_NAMESPACE
+ * (gpu-operator), so it must never even be requested. (2) An exporter in gpu-operator bound to another node
+ * serving the same forged page, whose GPUs say they are on the victim's node: its readings count only for
+ * its own node, so all of them are dropped (rejected_readings{reason="foreign_node"}, logged). The bandwidth
+ * collectors run on discovery alone here (no DCGM_ENDPOINTS, which are taken as they are), so every
+ * exporter, the genuine ones too, goes through these checks. Truth: the plain scenario, exactly.
+ */
+const forgedExporter: Trial = {
+  name: 'forged-exporter',
+  description:
+    "a tenant's pod posing as a DCGM exporter, and an operator exporter reporting another node's GPUs",
+  pipeline: { env: { 'bandwidth-collector': { DCGM_ENDPOINTS: '' } } },
+  inject: async (pipeline) => {
+    const { simulator } = pipeline;
+    const victim = bigPod(simulator.model.scenario);
+    const facts = simulator.model.pods.find((p) => p.pod === victim)!;
+    const victimNode = facts.node.name;
+    const otherNode = simulator.model.scenario.nodes.find((n) => n.name !== victimNode)?.name ?? 'node-rogue';
+    const port = Number(new URL(simulator.dcgmBaseUrl).port);
+    const render = forgedPage(simulator.model, victimNode, { namespace: facts.namespace, name: victim.name });
+    const exporterPod = (namespace: string, name: string, node: string, path: string): K8sObject => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name,
+        namespace,
+        uid: randomUUID(),
+        creationTimestamp: new Date(simulator.startMs).toISOString(),
+        labels: { app: 'nvidia-dcgm-exporter' },
+        annotations: {
+          'prometheus.io/scrape': 'true',
+          'prometheus.io/port': String(port),
+          'prometheus.io/path': path,
+        },
+      },
+      spec: {
+        schedulerName: 'default-scheduler',
+        nodeName: node,
+        containers: [
+          {
+            name: 'exporter',
+            image: 'example.com/exporter:1',
+            ports: [{ name: 'metrics', containerPort: port }],
+          },
+        ],
+      },
+      status: {
+        phase: 'Running',
+        hostIP: '127.0.0.1',
+        podIP: '127.0.0.1',
+        startTime: new Date(simulator.startMs).toISOString(),
+      },
+    });
+    const tenantPath = simulator.serveDcgmPage('mallory', render);
+    const roguePath = simulator.serveDcgmPage('rogue', render);
+    await simulator.putObject(exporterPod('runai-mallory', 'dcgm-exporter', victimNode, tenantPath));
+    await simulator.putObject(
+      exporterPod('gpu-operator', 'nvidia-dcgm-exporter-rogue', otherNode, roguePath),
+    );
+    say(
+      `  runai-mallory/dcgm-exporter on ${victimNode} and gpu-operator/nvidia-dcgm-exporter-rogue on ${otherNode}` +
+        ` serve ${victimNode}'s page forged for ${facts.namespace}/${victim.name}`,
+    );
+    return {
+      faults: 2,
+      check: async () => {
+        const tenant = simulator.dcgmRequests(tenantPath);
+        const rogue = simulator.dcgmRequests(roguePath);
+        const rejected = pipeline.services['bandwidth-collector']!.reduce(
+          (sum, p) => sum + p.output.filter((line) => /another node/.test(line)).length,
+          0,
+        );
+        say(
+          `  tenant exporter scraped ${tenant} times (allowed: 0); rogue exporter scraped ${rogue} times, ` +
+            `${rejected} log lines rejecting its readings`,
+        );
+        // The rogue one must have been scraped and rejected, else the node check was not exercised.
+        return (tenant > 0 ? 1 : 0) + (rogue === 0 || rejected === 0 ? 1 : 0);
+      },
+    };
+  },
+};
+
 const trials: Trial[] = [
   ...[
     'usage-aggregator',
@@ -511,6 +987,10 @@ const trials: Trial[] = [
       return { faults: 1 };
     },
   },
+  staleWatch(),
+  registryOutage,
+  oversizedAnnotations,
+  forgedExporter,
   {
     name: 'zombie',
     description: 'two aggregators, one SIGSTOPped past the session timeout, then SIGCONTed',

@@ -5,9 +5,11 @@ import {
   createSchemaRegistry,
   DEFAULT_TOPICS,
   readConfig,
+  USAGE_QUANTITIES,
   clickhouseConfigSpec,
   TopicSerde,
   type UsageEvent,
+  type UsageQuantity,
 } from '@gpu-meter/kit';
 import {
   expectedTotals,
@@ -26,6 +28,7 @@ import {
   totalsByInvoiceLine,
   type AmbiguousAttribution,
   type Comparison,
+  type InvoiceKey,
   type InvoiceLine,
   type UsageRow,
 } from './compare.js';
@@ -92,6 +95,10 @@ export interface CompareOptions {
   truth?: UsageRow[];
   /** Where the truth is not unique: those lines are compared summed over the alternatives. */
   ambiguity?: AmbiguousAttribution;
+  /** Only these quantities are compared (default all); a trial may compare others under other options. */
+  quantities?: readonly UsageQuantity[];
+  /** Maps every source's keys (truth included) before summing, e.g. to compare some lines summed over keys. */
+  rekey?: (key: InvoiceKey, row: UsageRow) => InvoiceKey;
 }
 
 export interface PipelineComparison {
@@ -299,10 +306,22 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
       clickhouse: await clickhouseRows(clickhouse, range),
       openmeter: openMeterRows(openMeter.events, range),
     };
-    const { ambiguity } = compareOptions;
-    const rekey = ambiguity ? mergeAttributions(ambiguity) : undefined;
+    const { ambiguity, quantities } = compareOptions;
+    const merge = ambiguity ? mergeAttributions(ambiguity) : undefined;
+    const own = compareOptions.rekey;
+    const rekey =
+      merge && own ? (key: InvoiceKey, row: UsageRow) => merge(own(key, row), row) : (merge ?? own);
+    const selected = (r: UsageRow[]) =>
+      quantities
+        ? r.map((row) => ({
+            ...row,
+            ...Object.fromEntries(USAGE_QUANTITIES.filter((q) => !quantities.includes(q)).map((q) => [q, 0])),
+          }))
+        : r;
     const comparison = compareInvoiceLines(
-      Object.fromEntries(Object.entries(rows).map(([name, r]) => [name, totalsByInvoiceLine(r, rekey)])),
+      Object.fromEntries(
+        Object.entries(rows).map(([name, r]) => [name, totalsByInvoiceLine(selected(r), rekey)]),
+      ),
     );
     const foreign = ambiguity
       ? Object.entries(rows).flatMap(([source, r]) =>

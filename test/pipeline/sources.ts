@@ -17,14 +17,40 @@ export function inRange(range: WindowRange, windowStartMs: number, windowEndMs: 
  * group) until the topic's end offsets are reached.
  */
 export async function readUsageEvents(kafka: Kafka, serde: TopicSerde<UsageEvent>): Promise<UsageEvent[]> {
+  return (await readRecords(kafka, serde)).map((record) => record.value);
+}
+
+export interface TopicRecord<T> {
+  partition: number;
+  offset: number;
+  value: T;
+  headers: Record<string, string>;
+}
+
+/**
+ * Every committed record of `serde.topic` decoded, each partition in offset order (the order a consumer
+ * such as the aggregator takes them), read from the beginning in a throwaway group until the end offsets.
+ * With `decode: false` the values are left undecoded (a dead-letter topic holds anything).
+ */
+export async function readRecords<T>(kafka: Kafka, serde: TopicSerde<T>): Promise<TopicRecord<T>[]>;
+export async function readRecords(
+  kafka: Kafka,
+  topic: { topic: string; decode?: undefined },
+): Promise<TopicRecord<Buffer | null>[]>;
+export async function readRecords<T>(
+  kafka: Kafka,
+  source: TopicSerde<T> | { topic: string; decode?: undefined },
+): Promise<TopicRecord<T | Buffer | null>[]> {
+  const { topic } = source;
+  const decode = source instanceof TopicSerde ? (value: Buffer | null) => source.decode(value) : undefined;
   const admin = kafka.admin();
   await admin.connect();
-  const ends = await admin.fetchTopicOffsets(serde.topic);
+  const ends = await admin.fetchTopicOffsets(topic);
   await admin.disconnect();
   const targets = new Map(ends.map((end) => [end.partition, Number(end.high)]));
   const positions = new Map(ends.map((end) => [end.partition, 0]));
   const caughtUp = () => [...targets].every(([partition, high]) => positions.get(partition)! >= high);
-  const events: UsageEvent[] = [];
+  const records: TopicRecord<T | Buffer | null>[] = [];
   const consumer = kafka.consumer({
     groupId: `verify-reader-${process.pid}-${Date.now()}`,
     readUncommitted: false,
@@ -32,23 +58,33 @@ export async function readUsageEvents(kafka: Kafka, serde: TopicSerde<UsageEvent
   });
   await consumer.connect();
   try {
-    await consumer.subscribe({ topics: [serde.topic], fromBeginning: true });
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
     await consumer.run({
       eachBatch: async ({ batch }) => {
-        for (const message of batch.messages) events.push(await serde.decode(message.value));
+        for (const message of batch.messages) {
+          const headers = Object.fromEntries(
+            Object.entries(message.headers ?? {}).map(([name, value]) => [name, String(value ?? '')]),
+          );
+          records.push({
+            partition: batch.partition,
+            offset: Number(message.offset),
+            value: decode ? await decode(message.value) : message.value,
+            headers,
+          });
+        }
         // Transaction markers and aborted records occupy offsets too: lastOffset() covers them.
         positions.set(batch.partition, Number(batch.lastOffset()) + 1);
       },
     });
     const deadline = Date.now() + 60_000;
     while (!caughtUp()) {
-      if (Date.now() > deadline) throw new Error(`timed out reading ${serde.topic} to its end offsets`);
+      if (Date.now() > deadline) throw new Error(`timed out reading ${topic} to its end offsets`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   } finally {
     await consumer.disconnect();
   }
-  return events;
+  return records.sort((a, b) => a.partition - b.partition || a.offset - b.offset);
 }
 
 /** ClickHouse's usage per invoice line (through FINAL: one row per event id, whatever merged). */
