@@ -66,7 +66,12 @@ async function realApi(): Promise<RealApi> {
   const id = randomUUID().slice(0, 8);
   const namespace = `gm-test-${id}`;
   const node = `gm-node-${id}`;
-  await api.createNamespace({ body: { metadata: { name: namespace } } });
+  await api.createNamespace({ body: { metadata: { name: namespace } } }).catch((error: unknown) => {
+    throw new Error(
+      `the API server of ${kubeconfig} (${kc.getCurrentCluster()?.server}) refused a namespace: ` +
+        `${(error as Error).message}; is it up? (bash test/stack/kube-apiserver.sh start)`,
+    );
+  });
   // Without a namespace controller the namespace stays Terminating after this; the stack's etcd starts
   // empty on each start.
   onTestFinished(() => api.deleteNamespace({ name: namespace }).then(() => undefined));
@@ -507,7 +512,9 @@ describe('runai-collector against a real kube-apiserver (TLS, bearer token)', ()
     const billedEnd = Math.max(...terminating.map((s) => s.spanEndMs));
     expect(billedEnd).toBeGreaterThanOrEqual(cutAt);
     expect(billedEnd, 'learned at the relist after the outage').toBeGreaterThanOrEqual(restoredAt);
-    expect(billedEnd).toBeLessThan(restoredAt + 10_000);
+    // The first relist after the outage comes within the reconnect back-off's ceiling (10 s) of the
+    // restore; 5 s more for a loaded machine.
+    expect(billedEnd).toBeLessThan(restoredAt + 15_000);
     expect(billedEnd).toBeLessThan(deadlineMs - 30_000);
     expect(billed('terminating')).toEqual(expectedSpans(startedAt.terminating, billedEnd, lastT));
   });
