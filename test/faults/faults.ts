@@ -27,7 +27,6 @@ import {
   type PodAllocationSample,
   type UsageQuantity,
 } from '@gpu-meter/kit';
-import { DEFAULT_CLUSTER_CACHE_OPTIONS } from '@gpu-meter/kit/kubernetes';
 import { RegistryProxy } from '../pipeline/registry-proxy.js';
 import { readRecords } from '../pipeline/sources.js';
 import type { Fault } from '../support/fake-openmeter.js';
@@ -458,13 +457,13 @@ const WATCH_STALE_INTERVALS = 6;
  *   quantities compare exactly per invoice key and window. A pod that starts during the stall is seen at a
  *   relist and its missed grid points filled from its start: no allowance, exact. Only pods that ended
  *   during the stall get an allowance; any other pod billed past its end differs.
- * - bandwidth-collector: it has no WATCH_RELIST_INTERVALS; its cache relists on the kit's fixed period
- *   (DEFAULT_CLUSTER_CACHE_OPTIONS, 60 s), and until then attributes a GPU's traffic by the stale pod
- *   statuses: to a pod that ended (instead of `unallocated`), to `unallocated` for a pod that started (not
- *   in its cache yet). The bytes of each GPU are all billed, only to which of those keys is open. So for
- *   the bandwidth quantities, the windows overlapping [edge, edge + 60 s + 1 interval) (capped at the
- *   stall's end + 1 interval) of a GPU pod's start or end during the stall compare summed over every key
- *   of that GPU type; every other window compares per key, exactly.
+ * - bandwidth-collector: the same relist (WATCH_RELIST_INTERVALS; before, the kit's fixed 60 s, 30 intervals
+ *   here), and until it attributes a GPU's traffic by the stale pod statuses: to a pod that ended (instead
+ *   of `unallocated`), to `unallocated` for a pod that started (not in its cache yet). The bytes of each GPU
+ *   are all billed, only to which of those keys is open. So for the bandwidth quantities, the windows
+ *   overlapping [edge, edge + N intervals) (capped at the stall's end + 1 interval) of a GPU pod's start or
+ *   end during the stall compare summed over every key of that GPU type; every other window compares per
+ *   key, exactly.
  */
 function staleWatch(): Trial {
   const boundMs = (WATCH_RELIST_INTERVALS + 1) * intervalMs;
@@ -475,6 +474,10 @@ function staleWatch(): Trial {
     pipeline: {
       env: {
         'runai-collector': {
+          WATCH_RELIST_INTERVALS: String(WATCH_RELIST_INTERVALS),
+          WATCH_STALE_INTERVALS: String(WATCH_STALE_INTERVALS),
+        },
+        'bandwidth-collector': {
           WATCH_RELIST_INTERVALS: String(WATCH_RELIST_INTERVALS),
           WATCH_STALE_INTERVALS: String(WATCH_STALE_INTERVALS),
         },
@@ -496,14 +499,13 @@ function staleWatch(): Trial {
       );
       const { startMs, model } = pipeline.simulator;
       const inStall = (ms: number) => ms >= stallFrom && ms < stallTo;
-      const bandwidthBoundMs = DEFAULT_CLUSTER_CACHE_OPTIONS.relistMs + intervalMs;
       const affected = model.pods
         .filter((p) => p.gpus > 0)
         .flatMap((p) =>
           [startMs + p.runStart, startMs + p.runEnd].filter(inStall).map((edge) => ({
             gpuType: p.gpuType,
             fromMs: edge,
-            toMs: Math.min(edge + bandwidthBoundMs, stallTo + intervalMs),
+            toMs: Math.min(edge + boundMs, stallTo + intervalMs),
           })),
         );
       const rekey = (key: InvoiceKey, row: UsageRow): InvoiceKey =>

@@ -9,7 +9,7 @@ import {
   type Logger,
   type TrackedPod,
 } from '@gpu-meter/kit';
-import { ClusterCache } from '@gpu-meter/kit/kubernetes';
+import { collectorClusterCache, type ClusterCache } from '@gpu-meter/kit/kubernetes';
 import { PodIndex, attributeDevice, candidateHolders } from './attribution.js';
 import type { Config } from './config.js';
 import { parseDcgm, type DeviceReading, type PodRef } from './dcgm.js';
@@ -50,10 +50,9 @@ export class BandwidthCollector {
       fallbackSubject: config.fallbackSubject,
     };
     this.selector = parseSelector(config.dcgmPodSelector);
-    this.cluster = new ClusterCache(kc, logger, {
-      onList: (kind) => metrics.lists.inc({ kind }),
-      onError: (kind) => metrics.watchErrors.inc({ kind }),
-    });
+    // The runai-collector's freshness: a hung watch credits an ended pod with its GPU's traffic (or a new
+    // pod's to unallocated) only until the next relist.
+    this.cluster = collectorClusterCache(kc, logger, metrics, config);
     this.ticker = new GridTicker(
       config.samplingIntervalMs,
       config.sampleDelayMs,

@@ -1,4 +1,5 @@
 import {
+  checkWatchFreshness,
   collectorOutputConfigSpec,
   DEFAULT_TOPICS,
   env,
@@ -9,6 +10,7 @@ import {
   registryConfigSpec,
   requireWhen,
   schemas,
+  watchFreshnessConfigSpec,
   type ConfigOf,
 } from '@gpu-meter/kit';
 import { parseSelector } from './targets.js';
@@ -70,6 +72,7 @@ export const configSpec = {
     schemas.nonEmpty('unattributed'),
     'Subject for traffic of pods with no project.',
   ),
+  ...watchFreshnessConfigSpec,
   maxBufferedSamples: env(
     'MAX_BUFFERED_SAMPLES',
     schemas.int(200_000, 1),
@@ -86,6 +89,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     'SCRAPE_TIMEOUT_MS',
     `SAMPLE_DELAY_MS + SCRAPE_TIMEOUT_MS must be below SAMPLING_INTERVAL_MS (${config.samplingIntervalMs})`,
   );
+  checkWatchFreshness(config);
   const staticEndpoints = (config.dcgmEndpoints ?? '')
     .split(',')
     .map((url) => url.trim())

@@ -9,7 +9,7 @@ import {
 import { backoffCeiling, RECONNECT_BACKOFF } from './backoff.js';
 import type { ConfigOf } from './config.js';
 import { errorMessage } from './errors.js';
-import type { kubernetesConfigSpec } from './common-config.js';
+import { watchCacheOptions, type kubernetesConfigSpec, type WatchFreshness } from './common-config.js';
 import type { Logger } from './logger.js';
 import { PodStore } from './runai/pod-store.js';
 
@@ -405,4 +405,28 @@ export class ClusterCache {
   async stop(): Promise<void> {
     await Promise.all([this.podWatch.stop(), this.nodeWatch.stop()]);
   }
+}
+
+/** Counters a collector keeps of its watches, per kind (`pods`, `nodes`). */
+export interface WatchCounters {
+  readonly lists: { inc(labels: { kind: string }): void };
+  readonly watchErrors: { inc(labels: { kind: string }): void };
+}
+
+/** A collector's cache: lists and watch failures counted, relist and staleness from WATCH_*_INTERVALS. */
+export function collectorClusterCache(
+  kc: KubeConfig,
+  logger: Logger,
+  counters: WatchCounters,
+  freshness: WatchFreshness,
+): ClusterCache {
+  return new ClusterCache(
+    kc,
+    logger,
+    {
+      onList: (kind) => counters.lists.inc({ kind }),
+      onError: (kind) => counters.watchErrors.inc({ kind }),
+    },
+    watchCacheOptions(freshness),
+  );
 }

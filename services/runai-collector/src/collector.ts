@@ -5,7 +5,7 @@ import {
   type Logger,
   type PodAllocationSample,
 } from '@gpu-meter/kit';
-import { ClusterCache } from '@gpu-meter/kit/kubernetes';
+import { collectorClusterCache, type ClusterCache } from '@gpu-meter/kit/kubernetes';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Config } from './config.js';
 import type { CollectorMetrics } from './metrics.js';
@@ -37,18 +37,7 @@ export class RunaiCollector {
       projectCustomers: config.projectCustomers,
       fallbackSubject: config.fallbackSubject,
     });
-    this.cluster = new ClusterCache(
-      kc,
-      logger,
-      {
-        onList: (kind) => metrics.lists.inc({ kind }),
-        onError: (kind) => metrics.watchErrors.inc({ kind }),
-      },
-      {
-        relistMs: config.watchRelistIntervals * config.samplingIntervalMs,
-        staleAfterMs: config.watchStaleIntervals * config.samplingIntervalMs,
-      },
-    );
+    this.cluster = collectorClusterCache(kc, logger, metrics, config);
     this.ticker = new GridTicker(
       config.samplingIntervalMs,
       config.sampleDelayMs,

@@ -9,6 +9,8 @@ import {
   registryConfigSpec,
   requireWhen,
   schemas,
+  checkWatchFreshness,
+  watchFreshnessConfigSpec,
   type ConfigOf,
 } from '@gpu-meter/kit';
 
@@ -48,16 +50,7 @@ export const configSpec = {
     schemas.int(300_000, 0),
     "On start, re-publish grid points of visible pods (completed included) up to this far back. Keep it at or below the aggregator's DEDUPE_RETENTION_MS: older re-published points are no longer recognised as duplicates (late-topic: recorded as late; correction: billed twice).",
   ),
-  watchRelistIntervals: env(
-    'WATCH_RELIST_INTERVALS',
-    schemas.int(4, 1),
-    'Relist pods and nodes every this many sampling intervals: proves a quiet watch current (Kubernetes sends no bookmarks unasked) and repairs one that hangs silently; bounds what a hung watch can over-bill.',
-  ),
-  watchStaleIntervals: env(
-    'WATCH_STALE_INTERVALS',
-    schemas.int(6, 2),
-    'With no watch event, bookmark or list for this many sampling intervals (or a failed watch or list) the collector is not ready and skips grid points, backfilling them once fresh. Above WATCH_RELIST_INTERVALS.',
-  ),
+  ...watchFreshnessConfigSpec,
   maxBufferedSamples: env(
     'MAX_BUFFERED_SAMPLES',
     schemas.int(200_000, 1),
@@ -74,10 +67,6 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     'SAMPLE_DELAY_MS',
     `must be below SAMPLING_INTERVAL_MS (${config.samplingIntervalMs})`,
   );
-  requireWhen(
-    config.watchStaleIntervals <= config.watchRelistIntervals,
-    'WATCH_STALE_INTERVALS',
-    `must be above WATCH_RELIST_INTERVALS (${config.watchRelistIntervals}): a quiet watch is proved fresh only by a relist`,
-  );
+  checkWatchFreshness(config);
   return config;
 }
