@@ -22,7 +22,11 @@ export const configSpec = {
   ...opsConfigSpec,
   ...kubernetesConfigSpec,
   ...collectorOutputConfigSpec,
-  clusterId: env('CLUSTER_ID', schemas.nonEmpty(), 'Cluster id for pods without a clusterId annotation.'),
+  clusterId: env(
+    'CLUSTER_ID',
+    schemas.nonEmpty(),
+    "Cluster id, in every sample id and key. A pod's own clusterId annotation is ignored: its tenant can write it.",
+  ),
   samplingIntervalMs: env(
     'SAMPLING_INTERVAL_MS',
     schemas.int(15_000, 100),

@@ -193,8 +193,7 @@ export class AllocationPlanner {
     const repeated = this.lastRejection.get(uid) === key;
     this.lastRejection.set(uid, key);
     return {
-      // As the model would read it (the pod's clusterId annotation, else the configured one).
-      clusterId: metadata.annotations?.clusterId || this.attribution.clusterId,
+      clusterId: this.attribution.clusterId,
       namespace: metadata.namespace ?? '',
       name: metadata.name ?? '',
       uid,

@@ -40,6 +40,9 @@ export async function outputTopic(prefix: string): Promise<string> {
   return topic;
 }
 
+/** The collectors' CLUSTER_ID: the simulator's pods carry their own clusterId annotation, which must not win. */
+export const COLLECTOR_CLUSTER_ID = 'configured-cluster';
+
 export function startCollector(
   sim: Simulator,
   topic: string,
@@ -59,7 +62,7 @@ export function startCollectorOn(
     KAFKA_BROKERS: stack.KAFKA_BROKERS!,
     SCHEMA_REGISTRY_URL: stack.SCHEMA_REGISTRY_URL!,
     ...kubernetes,
-    CLUSTER_ID: 'configured-cluster',
+    CLUSTER_ID: COLLECTOR_CLUSTER_ID,
     SAMPLING_INTERVAL_MS: String(INTERVAL_MS),
     SAMPLE_DELAY_MS: '250',
     BACKFILL_MAX_MS: '60000',
@@ -100,8 +103,8 @@ export function expectedRecords(scenario: Scenario, sim: Simulator): PodAllocati
   const truth = expectedSamples(scenario, { samplingIntervalMs: INTERVAL_MS, startMs: sim.startMs });
   return truth.allocation
     .map((s) => ({
-      id: podSampleId(s.clusterId, s.podUid, s.observedAtMs),
-      clusterId: s.clusterId,
+      id: podSampleId(COLLECTOR_CLUSTER_ID, s.podUid, s.observedAtMs),
+      clusterId: COLLECTOR_CLUSTER_ID,
       observedAtMs: s.observedAtMs,
       spanStartMs: s.spanStartMs,
       spanEndMs: s.spanEndMs,

@@ -120,7 +120,20 @@ describe('AllocationPlanner', () => {
     const first = new AllocationPlanner(I, 10_000, attribution).plan(store.all(), nodes, T0 + 3_000).samples;
     const second = new AllocationPlanner(I, 10_000, attribution).plan(store.all(), nodes, T0 + 3_000).samples;
     expect(second).toEqual(first);
-    expect(first[0]!.id).toBe(deterministicId('sim', 'uid-a', 'pod-allocation', T0 + 1_000));
+    expect(first[0]!.id).toBe(deterministicId('conf-cluster', 'uid-a', 'pod-allocation', T0 + 1_000));
+  });
+
+  it("never reads the pod's clusterId annotation: its tenant could re-id (double-bill) or bloat its samples", () => {
+    const plain = storeOf(pod('a', T0));
+    const tenantEdited = pod('a', T0);
+    tenantEdited.metadata!.annotations!.clusterId = 'x'.repeat(100_000);
+    const edited = storeOf(tenantEdited);
+    const ids = (store: PodStore) =>
+      new AllocationPlanner(I, 10_000, attribution)
+        .plan(store.all(), nodes, T0 + 3_000)
+        .samples.map((s) => [s.id, s.clusterId]);
+    expect(ids(edited)).toEqual(ids(plain));
+    expect(ids(plain)[0]![1]).toBe('conf-cluster');
   });
 
   it('fills every sample field from the pod, node and maps', () => {
@@ -130,8 +143,8 @@ describe('AllocationPlanner', () => {
       T0 + 1_000,
     ).samples;
     expect(sample).toEqual({
-      id: deterministicId('sim', 'uid-a', 'pod-allocation', T0 + 1_000),
-      clusterId: 'sim',
+      id: deterministicId('conf-cluster', 'uid-a', 'pod-allocation', T0 + 1_000),
+      clusterId: 'conf-cluster',
       observedAtMs: T0 + 1_000,
       spanStartMs: T0,
       spanEndMs: T0 + 1_000,
@@ -225,7 +238,7 @@ describe('a pod the model rejects', () => {
     return bad;
   };
   const badIdentity = {
-    clusterId: 'sim',
+    clusterId: 'conf-cluster',
     namespace: 'runai-team-a',
     name: 'bad',
     uid: 'uid-bad',
@@ -255,7 +268,7 @@ describe('a pod the model rejects', () => {
     ).rejected;
     const letter = rejectedPodDeadLetter(rejected!);
     expect(letter).toMatchObject({
-      key: podSampleKey({ clusterId: 'sim', podUid: 'uid-bad' }),
+      key: podSampleKey({ clusterId: 'conf-cluster', podUid: 'uid-bad' }),
       code: 'GPUM_POD_REJECTED',
       reason: 'model_error',
       message: 'pod runai-team-a/bad not sampled: not a Kubernetes quantity: "lots"',
@@ -320,7 +333,7 @@ describe('copies of one pod sample from disagreeing replicas', () => {
     expect(after.map((s) => s.id)).toEqual(before.map((s) => s.id));
     const keys = await keysById(before, after);
     expect(keys.size).toBe(before.length);
-    for (const sampleKeys of keys.values()) expect([...sampleKeys]).toEqual(['sim/uid-train']);
+    for (const sampleKeys of keys.values()) expect([...sampleKeys]).toEqual(['conf-cluster/uid-train']);
   });
 
   it('share one key when one replica sees the pod relabelled to another project and the other does not', async () => {
@@ -332,6 +345,6 @@ describe('copies of one pod sample from disagreeing replicas', () => {
     expect([old[0]!.subject, seen[0]!.subject]).toEqual(['team-a', 'team-b']);
     const keys = await keysById(old, seen);
     expect(keys.size).toBe(old.length);
-    for (const sampleKeys of keys.values()) expect([...sampleKeys]).toEqual(['sim/uid-train']);
+    for (const sampleKeys of keys.values()) expect([...sampleKeys]).toEqual(['conf-cluster/uid-train']);
   });
 });

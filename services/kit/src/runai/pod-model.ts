@@ -24,7 +24,10 @@ const PRIORITY_CLASS_WORKLOAD: Record<string, string> = {
 };
 
 export interface Attribution {
-  /** Cluster id used when the pod has no `clusterId` annotation. */
+  /**
+   * The cluster's id (CLUSTER_ID), in every sample id and key. Never a pod's own `clusterId` annotation: a
+   * tenant can write that, and an edited or oversized one would re-id (so double-bill) or dead-letter its samples.
+   */
   readonly clusterId: string;
   readonly projectDepartments: Readonly<Record<string, string>>;
   readonly projectCustomers: Readonly<Record<string, string>>;
@@ -449,7 +452,7 @@ export function describeRunaiPod(pod: V1Pod, node: V1Node | undefined, attributi
     name: metadata.name ?? '',
     namespace: metadata.namespace ?? '',
     nodeName: pod.spec?.nodeName ?? '',
-    clusterId: nonEmpty(annotations.clusterId) ?? attribution.clusterId,
+    clusterId: attribution.clusterId,
     project: project ?? '',
     attributed: project !== undefined,
     subject: subjectOf(project, attribution),

@@ -145,11 +145,14 @@ describe('describeRunaiPod', () => {
     });
   });
 
-  it('uses the configured cluster id when the pod has no clusterId annotation', () => {
+  it("uses the configured cluster id, never the pod's clusterId annotation (its tenant can write it)", () => {
     const pod = trainingPod();
     delete pod.metadata!.annotations!.clusterId;
     expect(describeRunaiPod(pod, a100Node, attribution).clusterId).toBe('cluster-eu-1');
     expect(describeRunaiPod(pod, a100Node, { ...attribution, clusterId: 'other' }).clusterId).toBe('other');
+    const forged = trainingPod();
+    forged.metadata!.annotations!.clusterId = 'cluster-us-9';
+    expect(describeRunaiPod(forged, a100Node, attribution).clusterId).toBe('cluster-eu-1');
   });
 });
 
