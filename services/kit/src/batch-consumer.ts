@@ -3,6 +3,7 @@ import { BatchAccumulator, type Batch, type BatchItem } from './batch-accumulato
 import { backoffDelay, DEFAULT_BACKOFF, sleepUnlessAborted, type BackoffPolicy } from './backoff.js';
 import type { SourceRecord } from './dead-letter.js';
 import { errorMessage, PoisonRecordError } from './errors.js';
+import { waitWhileHeartbeating } from './heartbeat-wait.js';
 import type { Logger } from './logger.js';
 
 export interface BatchConsumerOptions<T> {
@@ -69,16 +70,19 @@ export class BatchConsumer<T> {
   private assigned = new Set<string>();
   /** A decode is being retried (e.g. the schema registry is down): not ready until a record decodes. */
   private decodeRetrying = false;
+  /** kafkajs's heartbeat interval, and how often a handler that waits (backoff, a slow flush) heartbeats. */
+  private readonly heartbeatIntervalMs: number;
 
   constructor(private readonly options: BatchConsumerOptions<T>) {
     this.accumulator = new BatchAccumulator<T>(options.maxRows, options.maxWaitMs);
     this.backoff = options.backoff ?? DEFAULT_BACKOFF;
+    this.heartbeatIntervalMs = Math.min(3_000, Math.floor((options.sessionTimeoutMs ?? 30_000) / 3));
     this.consumer = options.kafka.consumer({
       groupId: options.groupId,
       readUncommitted: false,
       maxWaitTimeInMs: Math.min(1000, Math.max(50, options.maxWaitMs)),
       sessionTimeout: options.sessionTimeoutMs ?? 30_000,
-      heartbeatInterval: Math.min(3_000, Math.floor((options.sessionTimeoutMs ?? 30_000) / 3)),
+      heartbeatInterval: this.heartbeatIntervalMs,
     });
   }
 
@@ -280,7 +284,10 @@ export class BatchConsumer<T> {
   private async flushUntilDone(heartbeat: () => Promise<void>): Promise<boolean> {
     for (;;) {
       if (!(await this.waitUntil(this.retryNotBefore, heartbeat))) return false;
-      if (await this.flushAttempt()) return true;
+      // A flush may outlast the session timeout (a slow insert, a POST near its timeout): without
+      // heartbeats the member is evicted and its partitions re-read elsewhere, and re-posted to a sink
+      // without dedupe. A rebalance reported meanwhile ends the batch; the flush goes on under the lock.
+      if (await waitWhileHeartbeating(this.flushAttempt(), heartbeat, this.heartbeatIntervalMs)) return true;
       // The sink needs newer records to judge this batch: take them (the timer keeps retrying).
       if (this.acceptMore && this.accumulator.size < 2 * this.options.maxRows) return true;
     }
@@ -370,7 +377,10 @@ export class BatchConsumer<T> {
   /** Waits until `deadline` (epoch ms), heartbeating every few seconds; false when stopping. */
   private async waitUntil(deadline: number, heartbeat: () => Promise<void>): Promise<boolean> {
     while (!this.stopping.signal.aborted && Date.now() < deadline) {
-      await sleepUnlessAborted(Math.min(2_000, deadline - Date.now()), this.stopping.signal);
+      await sleepUnlessAborted(
+        Math.min(this.heartbeatIntervalMs, deadline - Date.now()),
+        this.stopping.signal,
+      );
       await heartbeat();
     }
     return !this.stopping.signal.aborted;

@@ -79,6 +79,8 @@ class FakeGroup {
 
   /** The next heartbeat inside eachBatch answers as kafkajs does when the group starts rebalancing. */
   rebalanceOnHeartbeat = false;
+  /** Heartbeats the handler sent: the member is evicted when none comes for a session timeout. */
+  heartbeats = 0;
 
   /** Delivers records [from, to) of a partition to eachBatch (from defaults to the committed offset). */
   async fetch(partition: number, to: number, from?: number): Promise<void> {
@@ -98,6 +100,7 @@ class FakeGroup {
         })),
       },
       heartbeat: async () => {
+        this.heartbeats++;
         if (!this.rebalanceOnHeartbeat) return;
         this.rebalanceOnHeartbeat = false;
         this.failCommits = 0; // the coordinator is back, and answers the heartbeat with the rebalance
@@ -125,6 +128,9 @@ async function start(
     wantsMoreRecords?: boolean;
     decode?: (source: SourceRecord) => Promise<string>;
     deadLettered?: string[];
+    /** How long each flush takes before it succeeds (a slow ClickHouse insert or OpenMeter POST). */
+    flushMs?: number;
+    sessionTimeoutMs?: number;
   } = {},
 ) {
   const posted: string[] = [];
@@ -137,6 +143,7 @@ async function start(
     // Flushes come from a full batch or close(), never from the clock: the test decides when.
     maxWaitMs: 3_600_000,
     backoff: { initialMs: 1, maxMs: 1 },
+    ...(sink.sessionTimeoutMs === undefined ? {} : { sessionTimeoutMs: sink.sessionTimeoutMs }),
     decode: sink.decode ?? (async (source) => source.value!.toString()),
     deadLetter: async (source) => void sink.deadLettered?.push(source.value!.toString()),
     flush: async (items: ReadonlyArray<BatchItem<string>>) => {
@@ -144,6 +151,7 @@ async function start(
         sink.fail!--;
         throw Object.assign(new Error('sink down'), { wantsMoreRecords: sink.wantsMoreRecords === true });
       }
+      if (sink.flushMs) await new Promise((resolve) => setTimeout(resolve, sink.flushMs));
       posted.push(...items.map((item) => item.value));
     },
   });
@@ -226,6 +234,32 @@ describe('BatchConsumer around rebalances (no resend without a crash)', () => {
     group.rebalance([]);
     expect(posted).toEqual(group.log.get(0));
     expect(group.lostPartitionCommits).toEqual([]);
+  });
+
+  it('heartbeats while a flush takes longer than the session timeout, so the group keeps the member', async () => {
+    const group = new FakeGroup({ 0: 2 });
+    // Session 300 ms: kafkajs heartbeats every 100 ms; the flush takes 1 s, three session timeouts.
+    const posted = await start(group, 2, { flushMs: 1_000, sessionTimeoutMs: 300 });
+    group.join([0]);
+    await group.fetch(0, 2);
+    expect(posted).toEqual(group.log.get(0));
+    // One heartbeat per interval during the flush (allowing for a late timer), not only the one after it.
+    expect(group.heartbeats).toBeGreaterThanOrEqual(5);
+    expect(group.committed.get(0)).toBe(2n);
+  });
+
+  it('a rebalance reported during a slow flush ends the batch; the flush is committed, never posted again', async () => {
+    const group = new FakeGroup({ 0: 2 });
+    const posted = await start(group, 2, { flushMs: 500, sessionTimeoutMs: 300 });
+    group.join([0]);
+    group.rebalanceOnHeartbeat = true;
+    await expect(group.fetch(0, 2)).rejects.toThrow(/rebalancing/);
+    group.rebalance([0]);
+    // kafkajs fetches again from the committed offset: the flushed records must have been committed.
+    await group.fetch(0, 2);
+    await consumer!.close();
+    expect(posted).toEqual(group.log.get(0));
+    expect(group.committed.get(0)).toBe(2n);
   });
 
   it('takes newer records while retrying a batch the sink holds for them (wantsMoreRecords)', async () => {
