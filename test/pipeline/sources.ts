@@ -45,8 +45,8 @@ export async function readRecords<T>(
   const decode = source instanceof TopicSerde ? (value: Buffer | null) => source.decode(value) : undefined;
   const admin = kafka.admin();
   await admin.connect();
-  const ends = await admin.fetchTopicOffsets(topic);
-  await admin.disconnect();
+  // A failed read must not leave the connection open: it kept the faults runner alive after its last line.
+  const ends = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect());
   const targets = new Map(ends.map((end) => [end.partition, Number(end.high)]));
   const positions = new Map(ends.map((end) => [end.partition, 0]));
   const caughtUp = () => [...targets].every(([partition, high]) => positions.get(partition)! >= high);

@@ -67,9 +67,13 @@ describe('exactly once under SIGKILL', () => {
     const expected = expectedTotals(all, 1000);
     const faulty = startService('usage-aggregator', env);
     await faulty.waitForLog(/aggregator ready/);
-    const faultyEvents = await readEvents(topics, expected.size, 120_000);
-    if (process.env.UA_DEBUG_DIR)
-      writeFileSync(`${process.env.UA_DEBUG_DIR}/final.log`, faulty.output.join('\n'));
+    let faultyEvents;
+    try {
+      faultyEvents = await readEvents(topics, expected.size, 120_000);
+    } finally {
+      if (process.env.UA_DEBUG_DIR)
+        writeFileSync(`${process.env.UA_DEBUG_DIR}/final.log`, faulty.output.join('\n'));
+    }
 
     await expectSameAsFaultFree(admin, topics, faultyEvents, expected, TIMING);
   }, 600_000);
