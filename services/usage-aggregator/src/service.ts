@@ -284,9 +284,20 @@ export class AggregatorService {
   private async onBatch({ batch, isStale, resolveOffset, heartbeat }: EachBatchPayload): Promise<void> {
     if (this.stopped) return;
     const p = taskOf(batch.partition, this.config.tasks);
+    // Back-pressure waits heartbeat meanwhile: a slow broker holding a commit must not get the member
+    // evicted at the session timeout (a rebalance that would itself wait for that commit).
+    const waitFor = (work: Promise<unknown>) =>
+      waitWhileHeartbeating(work, heartbeat, this.heartbeatIntervalMs);
     if (!this.tasks.has(p)) {
       if (!this.restorable(p)) return; // fenced: the batch is read again by whoever owns the task
-      await this.initTask(p);
+      // InitProducerId waits until the previous owner's open transaction has ended: on a slow broker
+      // longer than a session. A rebalance reported meanwhile ends the batch, but only after the restore
+      // has ended, so that it never runs beside the next assignment's restore.
+      const restoring = this.initTask(p);
+      await waitFor(restoring).catch(async (error: unknown) => {
+        await restoring.catch(() => undefined);
+        throw error;
+      });
     }
     if (isStale()) return; // a seek (restore) happened after this batch was fetched
     const generation = this.tasks.get(p);
@@ -323,10 +334,6 @@ export class AggregatorService {
     );
     this.inWorker.add(applied);
     void applied.finally(() => this.inWorker.delete(applied));
-    // Back-pressure waits heartbeat meanwhile: a slow broker holding a commit must not get the member
-    // evicted at the session timeout (a rebalance that would itself wait for that commit).
-    const waitFor = (work: Promise<unknown>) =>
-      waitWhileHeartbeating(work, heartbeat, this.heartbeatIntervalMs);
     if (this.inWorker.size >= MAX_BATCHES_IN_WORKER) await waitFor(Promise.race(this.inWorker));
     const lane = this.lanes.get(p);
     if (lane?.committing && lane.outbox.records >= MAX_UNCOMMITTED_RECORDS) await waitFor(lane.committing);

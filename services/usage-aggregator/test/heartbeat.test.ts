@@ -90,6 +90,52 @@ describe('AggregatorService.onBatch under back-pressure', () => {
     expect(returned).toBe(true);
   });
 
+  it('heartbeats while it restores its task and InitProducerId waits for the previous owner', async () => {
+    const aggregator = service();
+    aggregator.tasks.clear(); // the task is restored on its first batch
+    let fenced!: (transaction: { abort: () => Promise<void> }) => void;
+    // The coordinator answers InitProducerId only once the killed owner's open transaction has ended.
+    const producer = { transaction: () => new Promise((resolve) => (fenced = resolve)) };
+    aggregator.lanes.set(0, { producer, outbox: new Outbox(), committing: undefined, latestCommits: '' });
+    let beats = 0;
+    let settled = false;
+    const batch = aggregator.onBatch(payload(async () => void (beats += 1))).finally(() => (settled = true));
+    batch.catch(() => undefined); // the stand-in admin cannot read offsets: the restore then fails
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(settled).toBe(false);
+    // One a second (the interval) for 10 s; before, none until InitProducerId answered.
+    expect(beats).toBeGreaterThanOrEqual(9);
+    fenced({ abort: async () => undefined });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(settled).toBe(true);
+  });
+
+  it('a rebalance reported while it restores its task ends the batch only once the restore has ended', async () => {
+    const aggregator = service();
+    aggregator.tasks.clear();
+    let fenced!: (transaction: { abort: () => Promise<void> }) => void;
+    const producer = { transaction: () => new Promise((resolve) => (fenced = resolve)) };
+    aggregator.lanes.set(0, { producer, outbox: new Outbox(), committing: undefined, latestCommits: '' });
+    let settled = false;
+    const rebalancing = Object.assign(new Error('The group is rebalancing'), {
+      type: 'REBALANCE_IN_PROGRESS',
+    });
+    const batch = aggregator
+      .onBatch(
+        payload(async () => {
+          throw rebalancing;
+        }),
+      )
+      .finally(() => (settled = true));
+    batch.catch(() => undefined);
+    await vi.advanceTimersByTimeAsync(5_000);
+    // Still inside its exclusive section: a restore must not run beside the next rebalance's.
+    expect(settled).toBe(false);
+    fenced({ abort: async () => undefined });
+    await vi.advanceTimersByTimeAsync(0);
+    await expect(batch).rejects.toBe(rebalancing);
+  });
+
   it('heartbeats while the worker holds its maximum of batches', async () => {
     const aggregator = service();
     aggregator.lanes.set(0, { producer: {}, outbox: new Outbox(), committing: undefined, latestCommits: '' });
