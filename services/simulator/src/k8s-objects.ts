@@ -132,21 +132,7 @@ function gpuMetadata(ctx: ObjectContext, p: PodFacts, scheduled: boolean) {
   return { labels, annotations, limits };
 }
 
-/** A pending delete as the API stores it: deletionTimestamp = the request's time + its grace period. */
-export interface Deletion {
-  atMs: number;
-  gracePeriodSeconds: number;
-}
-
-function deletionMetadata(ctx: ObjectContext, deletion: Deletion | undefined) {
-  if (!deletion) return {};
-  return {
-    deletionTimestamp: timestamp(ctx, deletion.atMs + deletion.gracePeriodSeconds * 1000),
-    deletionGracePeriodSeconds: deletion.gracePeriodSeconds,
-  };
-}
-
-export function podObject(ctx: ObjectContext, p: PodFacts, stage: Stage, deletion?: Deletion): K8sObject {
+export function podObject(ctx: ObjectContext, p: PodFacts, stage: Stage, deletedAt?: number): K8sObject {
   const pod = p.pod;
   const scheduled = stage !== 'pending';
   const gpu = gpuMetadata(ctx, p, scheduled);
@@ -177,7 +163,9 @@ export function podObject(ctx: ObjectContext, p: PodFacts, stage: Stage, deletio
       creationTimestamp: timestamp(ctx, p.createdMs),
       labels,
       annotations,
-      ...deletionMetadata(ctx, deletion),
+      ...(deletedAt !== undefined
+        ? { deletionTimestamp: timestamp(ctx, deletedAt), deletionGracePeriodSeconds: 0 }
+        : {}),
     },
     spec: {
       schedulerName: 'runai-scheduler',
@@ -224,10 +212,9 @@ export function reservationObject(
       creationTimestamp: timestamp(ctx, r.runStart),
       labels: { app: 'runai-reservation', 'runai-gpu-group': r.groupId },
       annotations: { 'run.ai/reserve_for_gpu_index': r.gpuUuid },
-      ...deletionMetadata(
-        ctx,
-        stage === 'terminated' ? { atMs: r.runEnd, gracePeriodSeconds: 0 } : undefined,
-      ),
+      ...(stage === 'terminated'
+        ? { deletionTimestamp: timestamp(ctx, r.runEnd), deletionGracePeriodSeconds: 0 }
+        : {}),
     },
     spec: {
       schedulerName: 'runai-scheduler',

@@ -63,9 +63,6 @@ const podSchema = z.strictObject({
   endMs: offset.optional(),
   endPhase: z.enum(['Succeeded', 'Failed']).default('Succeeded'),
   deletedMs: offset.optional(),
-  /** A user's graceful delete: from here the pod is Terminating, its deletionTimestamp this + the grace. */
-  deleteRequestedMs: offset.optional(),
-  gracePeriodSeconds: z.number().int().positive().optional(),
   labels: z.record(z.string(), z.string()).default({}),
   annotations: z.record(z.string(), z.string()).default({}),
   omit: z.array(z.string()).default([]),
@@ -153,14 +150,7 @@ export function loadScenario(file: string): Scenario {
 function latestOffset(s: ParsedScenario): number {
   let latest = 0;
   for (const p of s.pods)
-    latest = Math.max(
-      latest,
-      p.createdMs ?? 0,
-      p.startMs,
-      p.endMs ?? 0,
-      p.deletedMs ?? 0,
-      p.deleteRequestedMs ?? 0,
-    );
+    latest = Math.max(latest, p.createdMs ?? 0, p.startMs, p.endMs ?? 0, p.deletedMs ?? 0);
   for (const m of s.gpuMetrics) for (const seg of m.segments) latest = Math.max(latest, seg.fromMs);
   return latest;
 }
