@@ -3,7 +3,7 @@ import { BatchAccumulator, type Batch, type BatchItem } from './batch-accumulato
 import { backoffDelay, DEFAULT_BACKOFF, sleepUnlessAborted, type BackoffPolicy } from './backoff.js';
 import type { SourceRecord } from './dead-letter.js';
 import { errorMessage, PoisonRecordError } from './errors.js';
-import { waitWhileHeartbeating } from './heartbeat-wait.js';
+import { heartbeatIntervalFor, waitWhileHeartbeating } from './heartbeat-wait.js';
 import type { Logger } from './logger.js';
 
 export interface BatchConsumerOptions<T> {
@@ -76,12 +76,13 @@ export class BatchConsumer<T> {
   constructor(private readonly options: BatchConsumerOptions<T>) {
     this.accumulator = new BatchAccumulator<T>(options.maxRows, options.maxWaitMs);
     this.backoff = options.backoff ?? DEFAULT_BACKOFF;
-    this.heartbeatIntervalMs = Math.min(3_000, Math.floor((options.sessionTimeoutMs ?? 30_000) / 3));
+    const sessionTimeoutMs = options.sessionTimeoutMs ?? 30_000;
+    this.heartbeatIntervalMs = heartbeatIntervalFor(sessionTimeoutMs);
     this.consumer = options.kafka.consumer({
       groupId: options.groupId,
       readUncommitted: false,
       maxWaitTimeInMs: Math.min(1000, Math.max(50, options.maxWaitMs)),
-      sessionTimeout: options.sessionTimeoutMs ?? 30_000,
+      sessionTimeout: sessionTimeoutMs,
       heartbeatInterval: this.heartbeatIntervalMs,
     });
   }

@@ -1,4 +1,12 @@
 /**
+ * kafkajs's heartbeat interval for a session timeout: a third of it (Kafka's advice), at most 3 s (its
+ * default). Handlers that wait heartbeat at the same interval.
+ */
+export function heartbeatIntervalFor(sessionTimeoutMs: number): number {
+  return Math.min(3_000, Math.floor(sessionTimeoutMs / 3));
+}
+
+/**
  * Waits for `work` while calling `heartbeat` every `intervalMs`. Inside kafkajs's eachBatch the member
  * heartbeats only when the handler does, so a handler that waits on back-pressure (a transaction commit
  * held by a slow broker, a busy worker, a sink write) must keep heartbeating, or it is evicted at the

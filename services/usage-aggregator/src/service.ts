@@ -2,6 +2,7 @@ import {
   ConfigError,
   ErrorCodes,
   errorMessage,
+  heartbeatIntervalFor,
   retryConcurrentTransactions,
   sendInChunks,
   waitWhileHeartbeating,
@@ -95,7 +96,7 @@ export class AggregatorService {
     private readonly onFatal: (error: Error) => void,
   ) {
     this.topics = [config.podAllocationsTopic, config.bandwidthSamplesTopic];
-    this.heartbeatIntervalMs = Math.min(3000, Math.floor(config.sessionTimeoutMs / 3));
+    this.heartbeatIntervalMs = heartbeatIntervalFor(config.sessionTimeoutMs);
   }
 
   /** Batches, ticks and rebalances run one at a time: a task's state is never touched by two at once. */
