@@ -216,12 +216,22 @@ describe('openmeter-forwarder against Kafka and the fake OpenMeter', () => {
     await first.kill('SIGTERM');
     // A new group id (or offsets expired after the retention), default CONSUME_FROM_BEGINNING.
     const { CONSUME_FROM_BEGINNING: _backfill, ...defaults } = s.env;
-    const second = startService('openmeter-forwarder', {
+    const opsPort = await freePort();
+    startService('openmeter-forwarder', {
       ...defaults,
+      OPS_PORT: String(opsPort),
       CONSUMER_GROUP_ID: uniqueName('fresh'),
     });
-    await second.waitForLog(/openmeter-forwarder started/);
-    // started = joined; its first fetch takes the end of the topic as its position.
+    // Ready = the group assigned its partitions (GROUP_JOIN), not merely "started": beside two CPU hogs
+    // the join came seconds after the start log, the end-of-topic position was taken after the fresh
+    // events were produced, and they were (rightly) never read. The first fetch follows the join at once
+    // and takes the end of the topic as its position; 1.5 s covers that step.
+    await waitFor(
+      '/readyz 200',
+      async () => (await readyz(opsPort).catch(() => ({ status: 0 }))).status === 200,
+      60_000,
+      100,
+    );
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     const fresh = makeUsageEvents(40, 10);
     await produceUsageEvents(s.topic, fresh, { serde });
