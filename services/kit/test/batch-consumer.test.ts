@@ -1,13 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { EachBatchPayload, Kafka } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  BatchConsumer,
-  createLogger,
-  GpuMeterError,
-  type BatchItem,
-  type SourceRecord,
-} from '@gpu-meter/kit';
+import { GpuMeterError } from '@gpu-meter/kit/contracts';
+import { createLogger } from '@gpu-meter/kit/runtime';
+import { BatchConsumer, type BatchItem, type SourceRecord } from '@gpu-meter/kit/kafka';
 
 /**
  * A stand-in for kafkajs's consumer that behaves as kafkajs does around a rebalance: REBALANCING is emitted,

@@ -1,11 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  BatchAccumulator,
-  backoffCeiling,
-  backoffDelay,
-  RECONNECT_BACKOFF,
-  type SourceRecord,
-} from '@gpu-meter/kit';
+import { backoffCeiling, backoffDelay, RECONNECT_BACKOFF } from '@gpu-meter/kit/runtime';
+import { BatchAccumulator, type SourceRecord } from '@gpu-meter/kit/kafka';
 
 const record = (partition: number, offset: number): SourceRecord => ({
   topic: 't',

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BufferedSender, createLogger, type OutgoingMessage } from '@gpu-meter/kit';
+import { createLogger } from '@gpu-meter/kit/runtime';
+import { BufferedSender, type OutgoingMessage } from '@gpu-meter/kit/kafka';
 
 const logger = createLogger('test', 'silent');
 const msg = (n: number): OutgoingMessage => ({ key: `k${n}`, value: Buffer.from(String(n)) });

@@ -1,15 +1,15 @@
 import { Writable } from 'node:stream';
 import { KafkaJSNonRetriableError, KafkaJSProtocolError, type Kafka, type Message } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
+import { createLogger } from '@gpu-meter/kit/runtime';
 import {
   BufferedSender,
-  createLogger,
   DEAD_LETTER_HEADERS,
   messageBytes,
   SamplePublisher,
   type OutgoingMessage,
   type TopicSerde,
-} from '@gpu-meter/kit';
+} from '@gpu-meter/kit/kafka';
 
 const silent = createLogger('test', 'silent');
 const MIB = 1024 * 1024;

@@ -3,16 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  clickhouseConfigSpec,
-  ConfigError,
-  kafkaConfigSpec,
-  kubernetesConfigSpec,
-  opsConfigSpec,
-  readConfig,
-  registryConfigSpec,
-  type ConfigSpec,
-} from '@gpu-meter/kit';
+import { ConfigError } from '@gpu-meter/kit/contracts';
+import { readConfig, type ConfigSpec } from '@gpu-meter/kit/config';
+import { opsConfigSpec } from '@gpu-meter/kit/runtime';
+import { kafkaConfigSpec, registryConfigSpec } from '@gpu-meter/kit/kafka';
+import { clickhouseConfigSpec } from '@gpu-meter/kit/clickhouse';
+import { kubernetesConfigSpec } from '@gpu-meter/kit/kubernetes';
 import { fuzz } from '../../../test/support/fuzz.js';
 
 /**

@@ -3,17 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import {
-  ConfigError,
-  createKafka,
-  createLogger,
-  describeConfig,
-  env,
-  kafkaConfigSpec,
-  readConfig,
-  registryConfigSpec,
-  schemas,
-} from '@gpu-meter/kit';
+import { ConfigError } from '@gpu-meter/kit/contracts';
+import { describeConfig, env, readConfig, schemas } from '@gpu-meter/kit/config';
+import { createLogger } from '@gpu-meter/kit/runtime';
+import { createKafka, kafkaConfigSpec, registryConfigSpec } from '@gpu-meter/kit/kafka';
 
 const base = { KAFKA_BROKERS: 'localhost:9092', SCHEMA_REGISTRY_URL: 'http://localhost:8081' };
 const spec = { ...kafkaConfigSpec, ...registryConfigSpec };

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createLogger, GridTicker } from '@gpu-meter/kit';
+import { createLogger, GridTicker } from '@gpu-meter/kit/runtime';
 
 const logger = createLogger('test', 'silent');
 

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { waitWhileHeartbeating } from '@gpu-meter/kit';
+import { waitWhileHeartbeating } from '@gpu-meter/kit/runtime';
 
 /**
  * Issue 13 point 7: a consumer that waits on back-pressure (a transaction commit in flight, a busy worker)

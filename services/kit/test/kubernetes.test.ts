@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { V1Pod } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger } from '@gpu-meter/kit';
+import { createLogger } from '@gpu-meter/kit/runtime';
 import { createKubeConfig, podInformer } from '@gpu-meter/kit/kubernetes';
 
 const logger = createLogger('test', 'silent');

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { Counter } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { buildOpsServer, createLogger, createMetricsRegistry, Shutdown } from '@gpu-meter/kit';
+import { buildOpsServer, createLogger, createMetricsRegistry, Shutdown } from '@gpu-meter/kit/runtime';
 
 function capturedLogger() {
   const lines: string[] = [];

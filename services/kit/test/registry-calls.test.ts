@@ -1,14 +1,14 @@
 import { createServer, type Server } from 'node:http';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { PoisonRecordError } from '@gpu-meter/kit/contracts';
+import { createLogger } from '@gpu-meter/kit/runtime';
 import {
   CONTROL_LOOKUP_TTL_MS,
-  createLogger,
   createSchemaRegistry,
-  PoisonRecordError,
   REGISTRY_TIMEOUT_MS,
   TopicSerde,
   type RegistrySettings,
-} from '@gpu-meter/kit';
+} from '@gpu-meter/kit/kafka';
 
 type Answer = { status: number; body: unknown } | 'never';
 const CONFIG_OK: Answer = {

@@ -1,12 +1,7 @@
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import {
-  createSchemaRegistry,
-  PoisonRecordError,
-  TopicSerde,
-  type RegistrySettings,
-  type UsageEvent,
-} from '@gpu-meter/kit';
+import { PoisonRecordError, type UsageEvent } from '@gpu-meter/kit/contracts';
+import { createSchemaRegistry, TopicSerde, type RegistrySettings } from '@gpu-meter/kit/kafka';
 import { stackEnv, uniqueName } from '../../../test/support/kafka.js';
 
 const registryUrl = () => stackEnv().SCHEMA_REGISTRY_URL!;

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { chunksBySize, messageBytes, sendInChunks, MAX_SEND_BYTES } from '@gpu-meter/kit';
+import { chunksBySize, messageBytes, sendInChunks, MAX_SEND_BYTES } from '@gpu-meter/kit/kafka';
 
 const message = (bytes: number, key = 'k') => ({ key, value: Buffer.alloc(bytes) });
 

@@ -7,11 +7,10 @@ import {
   avroType,
   GpuMeterError,
   PoisonRecordError,
-  readSchemaId,
   SCHEMAS_DIR,
-  TopicSerde,
   type SchemaName,
-} from '@gpu-meter/kit';
+} from '@gpu-meter/kit/contracts';
+import { readSchemaId, TopicSerde } from '@gpu-meter/kit/kafka';
 import { bandwidthFixture, podAllocationFixture, usageEventFixture } from '../../../test/support/fixtures.js';
 import {
   fuzz,

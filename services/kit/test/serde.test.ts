@@ -1,11 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  deadLetterMessage,
-  deterministicId,
-  PoisonRecordError,
-  readSchemaId,
-  valueSubject,
-} from '@gpu-meter/kit';
+import { deterministicId, PoisonRecordError } from '@gpu-meter/kit/contracts';
+import { deadLetterMessage, readSchemaId, valueSubject } from '@gpu-meter/kit/kafka';
 
 describe('Confluent wire format header', () => {
   it('reads the 4-byte big-endian schema id after magic byte 0', () => {

@@ -1,16 +1,15 @@
 import type { Admin } from 'kafkajs';
 import { KafkaJSNonRetriableError, KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
+import { ConfigError, isRetriable } from '@gpu-meter/kit/contracts';
 import {
   buildOpsServer,
-  ConfigError,
   createLogger,
   createMetricsRegistry,
-  ensureTopics,
-  isRetriable,
   StartupError,
   StartupProgress,
-} from '@gpu-meter/kit';
+} from '@gpu-meter/kit/runtime';
+import { ensureTopics } from '@gpu-meter/kit/kafka';
 
 const logger = createLogger('test', 'silent');
 const FAST = { policy: { initialMs: 1, maxMs: 4 } };

@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { Kafka, logLevel, type Admin, type ITopicConfig, type KafkaConfig, type SASLOptions } from 'kafkajs';
-import type { ConfigOf } from './config.js';
-import type { kafkaConfigSpec } from './common-config.js';
-import { ConfigError, errorMessage } from './errors.js';
-import type { Logger } from './logger.js';
+import type { ConfigOf } from '../config/env.js';
+import type { kafkaConfigSpec } from './config.js';
+import { ConfigError, errorMessage } from '../contracts/errors.js';
+import type { Logger } from '../runtime/logger.js';
+import type { TopicSpec } from '../contracts/topics.js';
 
 export type KafkaSettings = ConfigOf<typeof kafkaConfigSpec>;
 
@@ -71,20 +72,6 @@ export function kafkaClientConfig(settings: KafkaSettings, serviceName: string, 
 
 export function createKafka(settings: KafkaSettings, serviceName: string, logger: Logger): Kafka {
   return new Kafka(kafkaClientConfig(settings, serviceName, logger));
-}
-
-export interface TopicSpec {
-  readonly topic: string;
-  readonly partitions: number;
-  readonly replicationFactor: number;
-  /** retention.ms; -1 keeps forever. */
-  readonly retentionMs?: number;
-  readonly compacted?: boolean;
-  /**
-   * Stamp records with the broker's clock (message.timestamp.type=LogAppendTime) instead of the producer's:
-   * the aggregator judges a sample's observation time against it, so a producer's wrong clock is caught.
-   */
-  readonly logAppendTime?: boolean;
 }
 
 function toTopicConfig(spec: TopicSpec): ITopicConfig {

@@ -1,5 +1,5 @@
 import { backoffCeiling, RECONNECT_BACKOFF, sleepUnlessAborted, type BackoffPolicy } from './backoff.js';
-import { ConfigError, errorMessage, GpuMeterError, isRetriable } from './errors.js';
+import { ConfigError, errorMessage, GpuMeterError, isRetriable } from '../contracts/errors.js';
 import type { Logger } from './logger.js';
 import type { ReadinessCheck } from './ops-server.js';
 

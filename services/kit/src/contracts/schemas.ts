@@ -10,7 +10,7 @@ export const SCHEMA_FILES = {
 
 export type SchemaName = keyof typeof SCHEMA_FILES;
 
-export const SCHEMAS_DIR = new URL('../../../schemas/', import.meta.url);
+export const SCHEMAS_DIR = new URL('../../../../schemas/', import.meta.url);
 
 export function readSchemaText(name: SchemaName): string {
   return readFileSync(new URL(SCHEMA_FILES[name], SCHEMAS_DIR), 'utf8');

@@ -1,7 +1,7 @@
 import avro from 'avsc';
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
-import { GpuMeterError, PoisonRecordError } from './errors.js';
-import type { Logger } from './logger.js';
+import { GpuMeterError, PoisonRecordError } from '../contracts/errors.js';
+import type { Logger } from '../runtime/logger.js';
 import {
   answerWithin,
   CONTROL_LOOKUP_TTL_MS,
@@ -13,8 +13,8 @@ import {
   valueSubject,
   type RegistrySettings,
 } from './registry.js';
-import { retryWhileRetriable } from './startup.js';
-import { avroType, readSchemaText, type SchemaName } from './schemas.js';
+import { retryWhileRetriable } from '../runtime/startup.js';
+import { avroType, readSchemaText, type SchemaName } from '../contracts/schemas.js';
 
 /** Confluent wire format: magic byte 0, 4-byte big-endian schema id, then the Avro binary body. */
 export const MAGIC_BYTE = 0;

@@ -1,6 +1,6 @@
 import type { IHeaders } from 'kafkajs';
-import { errorMessage } from './errors.js';
-import type { Logger } from './logger.js';
+import { errorMessage } from '../contracts/errors.js';
+import type { Logger } from '../runtime/logger.js';
 import { chunksBySize, MAX_SEND_BYTES, messageBytes, tooLargeType } from './send-chunks.js';
 
 export interface OutgoingMessage {

@@ -5,8 +5,8 @@ import {
   type ClickHouseClient,
   type ClickHouseClientConfigOptions,
 } from '@clickhouse/client';
-import { env, schemas, type ConfigOf } from './config.js';
-import { ConfigError, isRetriable } from './errors.js';
+import { env, schemas, type ConfigOf } from '../config/env.js';
+import { ConfigError, isRetriable } from '../contracts/errors.js';
 
 export const clickhouseConfigSpec = {
   clickhouseUrl: env('CLICKHOUSE_URL', schemas.url(), 'ClickHouse HTTP URL, e.g. http://localhost:8123.'),

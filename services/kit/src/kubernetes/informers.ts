@@ -6,16 +6,16 @@ import {
   type V1Node,
   type V1Pod,
 } from '@kubernetes/client-node';
-import { backoffCeiling, RECONNECT_BACKOFF } from './backoff.js';
-import type { ConfigOf } from './config.js';
-import { errorMessage } from './errors.js';
-import { watchCacheOptions, type kubernetesConfigSpec, type WatchFreshness } from './common-config.js';
-import type { Logger } from './logger.js';
-import { PodStore } from './runai/pod-store.js';
+import { backoffCeiling, RECONNECT_BACKOFF } from '../runtime/backoff.js';
+import type { ConfigOf } from '../config/env.js';
+import { errorMessage } from '../contracts/errors.js';
+import { watchCacheOptions, type kubernetesConfigSpec, type WatchFreshness } from './config.js';
+import type { Logger } from '../runtime/logger.js';
+import { PodStore } from '../runai/pod-store.js';
 
 /**
- * Kubernetes I/O shared by the collectors, kept out of the kit's main entry (import from
- * '@gpu-meter/kit/kubernetes') so services that do not talk to Kubernetes do not load the client.
+ * Kubernetes I/O shared by the collectors, behind its own entry point ('@gpu-meter/kit/kubernetes') so
+ * services that do not talk to Kubernetes do not load the client.
  */
 export type KubernetesSettings = ConfigOf<typeof kubernetesConfigSpec>;
 

@@ -1,18 +1,19 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
-import type { ConfigOf } from './config.js';
-import type { opsConfigSpec, registryConfigSpec } from './common-config.js';
-import { ConfigError, errorMessage } from './errors.js';
-import { createKafka, ensureTopics, type KafkaSettings } from './kafka.js';
-import { createKubeConfig, type KubernetesSettings } from './kubernetes.js';
-import { createLogger, type Logger } from './logger.js';
-import { buildOpsServer, createMetricsRegistry, startOpsServer } from './ops-server.js';
-import { SamplePublisher, type collectorOutputConfigSpec } from './sample-publisher.js';
-import { createSchemaRegistry, TopicSerde, valueSubject } from './serde.js';
-import { deadLetterTopicSpec } from './topics.js';
-import type { SchemaName } from './schemas.js';
-import { exitOnStartupError, Shutdown } from './shutdown.js';
-import { retryWhileRetriable, StartupProgress } from './startup.js';
+import type { ConfigOf } from '../config/env.js';
+import type { registryConfigSpec } from '../kafka/config.js';
+import type { opsConfigSpec } from '../runtime/config.js';
+import { ConfigError, errorMessage } from '../contracts/errors.js';
+import { createKafka, ensureTopics, type KafkaSettings } from '../kafka/client.js';
+import { createKubeConfig, type KubernetesSettings } from '../kubernetes/informers.js';
+import { createLogger, type Logger } from '../runtime/logger.js';
+import { buildOpsServer, createMetricsRegistry, startOpsServer } from '../runtime/ops-server.js';
+import { SamplePublisher, type collectorOutputConfigSpec } from '../kafka/sample-publisher.js';
+import { createSchemaRegistry, TopicSerde, valueSubject } from '../kafka/serde.js';
+import { deadLetterTopicSpec } from '../contracts/topics.js';
+import type { SchemaName } from '../contracts/schemas.js';
+import { exitOnStartupError, Shutdown } from '../runtime/shutdown.js';
+import { retryWhileRetriable, StartupProgress } from '../runtime/startup.js';
 
 /** What every collector's configuration has: Kafka, registry, ops, Kubernetes, its topic and buffer. */
 export type CollectorSettings = KafkaSettings &

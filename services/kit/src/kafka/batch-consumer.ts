@@ -1,10 +1,10 @@
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { BatchAccumulator, type Batch, type BatchItem } from './batch-accumulator.js';
-import { backoffDelay, DEFAULT_BACKOFF, sleepUnlessAborted, type BackoffPolicy } from './backoff.js';
+import { backoffDelay, DEFAULT_BACKOFF, sleepUnlessAborted, type BackoffPolicy } from '../runtime/backoff.js';
 import type { SourceRecord } from './dead-letter.js';
-import { errorMessage, PoisonRecordError } from './errors.js';
-import { heartbeatIntervalFor, waitWhileHeartbeating } from './heartbeat-wait.js';
-import type { Logger } from './logger.js';
+import { errorMessage, PoisonRecordError } from '../contracts/errors.js';
+import { heartbeatIntervalFor, waitWhileHeartbeating } from '../runtime/heartbeat-wait.js';
+import type { Logger } from '../runtime/logger.js';
 
 export interface BatchConsumerOptions<T> {
   kafka: Kafka;

@@ -1,5 +1,5 @@
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
-import { errorMessage, GpuMeterError, PoisonRecordError } from './errors.js';
+import { errorMessage, GpuMeterError, PoisonRecordError } from '../contracts/errors.js';
 
 // The schema registry's HTTP side (Confluent API; Apicurio through /apis/ccompat/v7): the client, calls that
 // must not hang, the compatibility rule of a new subject, and what a "not found" from the registry means.

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { ConfigError } from './errors.js';
+import { ConfigError } from '../contracts/errors.js';
 
 /**
  * Configuration from environment variables. A service declares one spec: for each field, the variable that

@@ -1,6 +1,6 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { errorMessage } from './errors.js';
+import { errorMessage } from '../contracts/errors.js';
 import type { Logger } from './logger.js';
 
 /** A check's answer: a boolean, or not ready with what it waits for (shown by /readyz). */

@@ -1,4 +1,16 @@
-import type { TopicSpec } from './kafka.js';
+export interface TopicSpec {
+  readonly topic: string;
+  readonly partitions: number;
+  readonly replicationFactor: number;
+  /** retention.ms; -1 keeps forever. */
+  readonly retentionMs?: number;
+  readonly compacted?: boolean;
+  /**
+   * Stamp records with the broker's clock (message.timestamp.type=LogAppendTime) instead of the producer's:
+   * the aggregator judges a sample's observation time against it, so a producer's wrong clock is caught.
+   */
+  readonly logAppendTime?: boolean;
+}
 
 /** Default topic names (DESIGN.md §1); every service takes the actual names from configuration. */
 export const DEFAULT_TOPICS = {

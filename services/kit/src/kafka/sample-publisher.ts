@@ -1,12 +1,12 @@
 import type { IHeaders, Kafka, Producer } from 'kafkajs';
 import { BufferedSender, type DropReason, type OutgoingMessage } from './buffered-sender.js';
-import { env, schemas } from './config.js';
+import { env, schemas } from '../config/env.js';
 import { DEAD_LETTER_HEADERS } from './dead-letter.js';
-import { errorMessage } from './errors.js';
-import type { Logger } from './logger.js';
+import { errorMessage } from '../contracts/errors.js';
+import type { Logger } from '../runtime/logger.js';
 import { MAX_SEND_BYTES, messageBytes } from './send-chunks.js';
 import { valueSubject, type TopicSerde } from './serde.js';
-import { retryWhileRetriable } from './startup.js';
+import { retryWhileRetriable } from '../runtime/startup.js';
 
 export const DEFAULT_COLLECTOR_DEAD_LETTERS_TOPIC = 'usage.collector-dead-letters.v1';
 

@@ -1,20 +1,29 @@
 import type { Message } from 'kafkajs';
 import type { Registry } from 'prom-client';
-import type { BatchItem } from './batch-accumulator.js';
-import { BatchConsumer } from './batch-consumer.js';
-import type { ConfigOf } from './config.js';
-import type { opsConfigSpec, registryConfigSpec, usageEventsConsumerConfigSpec } from './common-config.js';
-import { deadLetterMessage } from './dead-letter.js';
-import { ConfigError } from './errors.js';
-import { createKafka, ensureTopics, type KafkaSettings } from './kafka.js';
-import { createLogger, type Logger } from './logger.js';
-import { buildOpsServer, createMetricsRegistry, startOpsServer, type ReadinessCheck } from './ops-server.js';
-import type { UsageEvent } from './schemas.js';
-import { sendInChunks } from './send-chunks.js';
-import { createSchemaRegistry, TopicSerde } from './serde.js';
-import { deadLetterTopicSpec } from './topics.js';
-import { exitOnStartupError, Shutdown } from './shutdown.js';
-import { StartupProgress } from './startup.js';
+import type { BatchItem } from '../kafka/batch-accumulator.js';
+import { BatchConsumer } from '../kafka/batch-consumer.js';
+import type { ConfigOf } from '../config/env.js';
+import type { registryConfigSpec } from '../kafka/config.js';
+import type { opsConfigSpec } from '../runtime/config.js';
+import type { usageEventsConsumerConfigSpec } from './usage-sink-config.js';
+import { deadLetterMessage } from '../kafka/dead-letter.js';
+import { ConfigError } from '../contracts/errors.js';
+import { createKafka, ensureTopics, type KafkaSettings } from '../kafka/client.js';
+import { createLogger, type Logger } from '../runtime/logger.js';
+import {
+  buildOpsServer,
+  createMetricsRegistry,
+  startOpsServer,
+  type ReadinessCheck,
+} from '../runtime/ops-server.js';
+import type { UsageEvent } from '../contracts/schemas.js';
+import { sendInChunks } from '../kafka/send-chunks.js';
+import { createSchemaRegistry, TopicSerde } from '../kafka/serde.js';
+import { deadLetterTopicSpec } from '../contracts/topics.js';
+import { exitOnStartupError, Shutdown } from '../runtime/shutdown.js';
+import { StartupProgress } from '../runtime/startup.js';
+
+export { usageEventsConsumerConfigSpec } from './usage-sink-config.js';
 
 /** What every usage-events sink's configuration has (the shared consumer spec, Kafka, registry, ops). */
 export type UsageSinkSettings = KafkaSettings &
