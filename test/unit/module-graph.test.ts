@@ -1,6 +1,7 @@
 /**
- * The static import graph of services/*\/src: no cycle anywhere, and the pure modules (the aggregator's core,
- * the kit's contracts, config and runai folders) load no I/O library.
+ * The static import graph of services/*\/src: no cycle anywhere, each of the kit's folders imports only the
+ * folders below it, and the pure modules (the aggregator's core, the kit's contracts, config and runai
+ * folders) load no I/O library.
  *
  * The graph is read from the source with the TypeScript parser (nothing is imported or run). Every static
  * `import`/`export ... from` is an edge; `@gpu-meter/kit/...` resolves through the kit's package.json
@@ -50,6 +51,21 @@ const PURE_MODULES = [
   'services/kit/src/config/index.ts',
   'services/kit/src/runai/index.ts',
 ];
+
+/**
+ * What each of the kit's folders may import of the others (services/kit/README.md has the same map): a lower
+ * layer never reaches up, so a pure folder stays pure and the runners sit on top.
+ */
+const KIT_FOLDERS: Record<string, readonly string[]> = {
+  contracts: [],
+  config: ['contracts'],
+  runai: ['contracts'],
+  runtime: ['contracts', 'config'],
+  kafka: ['contracts', 'config', 'runtime'],
+  clickhouse: ['contracts', 'config', 'runtime'],
+  kubernetes: ['contracts', 'config', 'runtime', 'runai'],
+  runners: ['contracts', 'config', 'runtime', 'runai', 'kafka', 'clickhouse', 'kubernetes'],
+};
 
 interface Edge {
   readonly to: string; // a repo-relative .ts path, or a bare package name
@@ -167,6 +183,28 @@ describe('the import graph of services/*/src', () => {
 
   it('has no import cycle', () => {
     expect(findCycles(ALL_SOURCES).map((cycle) => cycle.join(' → '))).toEqual([]);
+  });
+});
+
+describe("the kit's folders", () => {
+  const KIT_SRC = 'services/kit/src/';
+  const folderOf = (file: string): string | undefined =>
+    file.startsWith(KIT_SRC) ? file.slice(KIT_SRC.length).split('/')[0] : undefined;
+
+  it('are all in the map', () => {
+    const folders = new Set(ALL_SOURCES.map(folderOf).filter((folder) => folder !== undefined));
+    expect([...folders].sort()).toEqual(Object.keys(KIT_FOLDERS).sort());
+  });
+
+  it.each(Object.entries(KIT_FOLDERS))('%s imports only %j of the others', (folder, allowed) => {
+    const reached = new Set<string>();
+    for (const file of ALL_SOURCES.filter((source) => folderOf(source) === folder))
+      for (const { to } of edgesOf(file)) {
+        const target = folderOf(to);
+        if (target !== undefined && target !== folder) reached.add(`${target} (from ${file})`);
+        else if (isSource(to) && target === undefined) reached.add(`${to} (from ${file})`);
+      }
+    expect([...reached].filter((entry) => !allowed.includes(entry.split(' ')[0] ?? ''))).toEqual([]);
   });
 });
 
