@@ -9,9 +9,9 @@ import {
   clickhouseErrorCode,
   isClickHouseRetriable,
   type ClickHouseConnectionSettings,
-} from '../src/clickhouse/client.js';
-import { readConfig } from '../src/config/env.js';
-import { ConfigError } from '../src/contracts/errors.js';
+} from '../../src/clickhouse/client.js';
+import { readConfig } from '../../src/config/env.js';
+import { ConfigError } from '../../src/contracts/errors.js';
 
 // Records what reaches createClient (no TLS server here); the real client is never built.
 const created = vi.hoisted(() => [] as unknown[]);

@@ -2,7 +2,7 @@ import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { PoisonRecordError, type UsageEvent } from '@gpu-meter/kit/contracts';
 import { createSchemaRegistry, TopicSerde, type RegistrySettings } from '@gpu-meter/kit/kafka';
-import { stackEnv, uniqueName } from '../../../test/support/kafka.js';
+import { stackEnv, uniqueName } from '../../../../test/support/kafka.js';
 
 const registryUrl = () => stackEnv().SCHEMA_REGISTRY_URL!;
 

@@ -2,7 +2,11 @@ import { readdirSync, readFileSync } from 'node:fs';
 import avro from 'avsc';
 import { describe, expect, it } from 'vitest';
 import { avroType, SCHEMA_FILES, SCHEMAS_DIR, type SchemaName } from '@gpu-meter/kit/contracts';
-import { bandwidthFixture, podAllocationFixture, usageEventFixture } from '../../../test/support/fixtures.js';
+import {
+  bandwidthFixture,
+  podAllocationFixture,
+  usageEventFixture,
+} from '../../../../test/support/fixtures.js';
 
 const fixtures: Record<SchemaName, () => object> = {
   podAllocationSample: podAllocationFixture,

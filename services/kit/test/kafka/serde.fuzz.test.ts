@@ -11,7 +11,11 @@ import {
   type SchemaName,
 } from '@gpu-meter/kit/contracts';
 import { readSchemaId, TopicSerde } from '@gpu-meter/kit/kafka';
-import { bandwidthFixture, podAllocationFixture, usageEventFixture } from '../../../test/support/fixtures.js';
+import {
+  bandwidthFixture,
+  podAllocationFixture,
+  usageEventFixture,
+} from '../../../../test/support/fixtures.js';
 import {
   fuzz,
   fuzzAsync,
@@ -19,7 +23,7 @@ import {
   nastyDouble,
   nastyLong,
   nastyString,
-} from '../../../test/support/fuzz.js';
+} from '../../../../test/support/fuzz.js';
 
 /**
  * Confluent-wire decoding under random and mutated bytes: it returns a value the reader schema accepts,

@@ -9,7 +9,7 @@ import { opsConfigSpec } from '@gpu-meter/kit/runtime';
 import { kafkaConfigSpec, registryConfigSpec } from '@gpu-meter/kit/kafka';
 import { clickhouseConfigSpec } from '@gpu-meter/kit/clickhouse';
 import { kubernetesConfigSpec } from '@gpu-meter/kit/kubernetes';
-import { fuzz } from '../../../test/support/fuzz.js';
+import { fuzz } from '../../../../test/support/fuzz.js';
 
 /**
  * readConfig over random environments for the common specs: it returns a frozen config or throws
