@@ -5,17 +5,11 @@
  */
 import { parseArgs } from 'node:util';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
-import {
-  ClickHouse,
-  clickhouseConfigSpec,
-  createSchemaRegistry,
-  podSampleKey,
-  readConfig,
-  TopicSerde,
-  type BandwidthSample,
-  type PodAllocationSample,
-  type UsageEvent,
-} from '@gpu-meter/kit';
+import type { BandwidthSample, PodAllocationSample, UsageEvent } from '@gpu-meter/kit/contracts';
+import { readConfig } from '@gpu-meter/kit/config';
+import { podSampleKey } from '@gpu-meter/kit/runai';
+import { createSchemaRegistry, TopicSerde } from '@gpu-meter/kit/kafka';
+import { ClickHouse, clickhouseConfigSpec } from '@gpu-meter/kit/clickhouse';
 import { FakeOpenMeter } from '../support/fake-openmeter.js';
 import { ServiceProcess } from '../support/processes.js';
 import { ENDPOINT_KEYS, endpointsFromEnvironment } from '../support/stack-env.js';

@@ -1,9 +1,5 @@
-import {
-  deterministicId,
-  podSampleKey,
-  type BandwidthSample,
-  type PodAllocationSample,
-} from '@gpu-meter/kit';
+import { deterministicId, type BandwidthSample, type PodAllocationSample } from '@gpu-meter/kit/contracts';
+import { podSampleKey } from '@gpu-meter/kit/runai';
 import { bandwidthFixture } from '../support/fixtures.js';
 
 /**

@@ -5,7 +5,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { describeConfig, type ConfigSpec, type EnvField } from '@gpu-meter/kit';
+import { describeConfig, type ConfigSpec, type EnvField } from '@gpu-meter/kit/config';
 import { REPO_ROOT } from '../support/stack-env.js';
 
 export const CONFIG_MODULES: Record<string, string> = {

@@ -19,14 +19,8 @@ import {
   type InvoiceKey,
   type UsageRow,
 } from '../pipeline/compare.js';
-import {
-  createSchemaRegistry,
-  DEAD_LETTER_HEADERS,
-  TopicSerde,
-  USAGE_QUANTITIES,
-  type PodAllocationSample,
-  type UsageQuantity,
-} from '@gpu-meter/kit';
+import { USAGE_QUANTITIES, type PodAllocationSample, type UsageQuantity } from '@gpu-meter/kit/contracts';
+import { createSchemaRegistry, DEAD_LETTER_HEADERS, TopicSerde } from '@gpu-meter/kit/kafka';
 import { RegistryProxy } from '../pipeline/registry-proxy.js';
 import { readRecords } from '../pipeline/sources.js';
 import type { Fault } from '../support/fake-openmeter.js';

@@ -1,4 +1,4 @@
-import { USAGE_QUANTITIES, type UsageQuantity } from '@gpu-meter/kit';
+import { USAGE_QUANTITIES, type UsageQuantity } from '@gpu-meter/kit/contracts';
 
 /**
  * DESIGN.md §6.5: an invoice line is (subject, project, department, workload type, GPU type) in one window.

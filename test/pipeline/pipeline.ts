@@ -1,16 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
 import {
-  ClickHouse,
-  createSchemaRegistry,
   DEFAULT_TOPICS,
-  readConfig,
   USAGE_QUANTITIES,
-  clickhouseConfigSpec,
-  TopicSerde,
   type UsageEvent,
   type UsageQuantity,
-} from '@gpu-meter/kit';
+} from '@gpu-meter/kit/contracts';
+import { readConfig } from '@gpu-meter/kit/config';
+import { createSchemaRegistry, TopicSerde } from '@gpu-meter/kit/kafka';
+import { ClickHouse, clickhouseConfigSpec } from '@gpu-meter/kit/clickhouse';
 import {
   expectedTotals,
   startSimulator,

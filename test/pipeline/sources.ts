@@ -1,4 +1,6 @@
-import { ClickHouse, TopicSerde, USAGE_QUANTITIES, type UsageEvent } from '@gpu-meter/kit';
+import { USAGE_QUANTITIES, type UsageEvent } from '@gpu-meter/kit/contracts';
+import { TopicSerde } from '@gpu-meter/kit/kafka';
+import { ClickHouse } from '@gpu-meter/kit/clickhouse';
 import type { Kafka } from 'kafkajs';
 import { INVOICE_DIMENSIONS, type UsageRow } from './compare.js';
 

@@ -1,6 +1,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { createLogger, env, exitOnStartupError, readConfig, schemas, Shutdown } from '@gpu-meter/kit';
+import { env, readConfig, schemas } from '@gpu-meter/kit/config';
+import { createLogger, exitOnStartupError, Shutdown } from '@gpu-meter/kit/runtime';
 import { FakeOpenMeter } from './fake-openmeter.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { BandwidthSample, PodAllocationSample, UsageEvent } from '@gpu-meter/kit';
+import type { BandwidthSample, PodAllocationSample, UsageEvent } from '@gpu-meter/kit/contracts';
 
 /** Realistic records, one per contract, for round-trip and mapping tests. */
 export function podAllocationFixture(overrides: Partial<PodAllocationSample> = {}): PodAllocationSample {

@@ -5,7 +5,7 @@ import {
   PoisonRecordError,
   USAGE_QUANTITIES,
   type UsageEvent,
-} from '@gpu-meter/kit';
+} from '@gpu-meter/kit/contracts';
 import { usageEventFixture } from './fixtures.js';
 
 /**

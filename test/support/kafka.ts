@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, type Admin, type KafkaMessage } from 'kafkajs';
 import { inject, onTestFinished } from 'vitest';
-import { createTopicsOnce, waitForLeaders } from '@gpu-meter/kit';
+import { createTopicsOnce, waitForLeaders } from '@gpu-meter/kit/kafka';
 import './provided-context.js';
 
 /** Endpoints resolved by the global setup (environment, .stack/env or testcontainers). */

@@ -1,12 +1,7 @@
 import type { Kafka } from 'kafkajs';
-import {
-  SamplePublisher,
-  avroType,
-  createLogger,
-  type SamplePublisherOptions,
-  type SchemaName,
-  type TopicSerde,
-} from '@gpu-meter/kit';
+import { avroType, type SchemaName } from '@gpu-meter/kit/contracts';
+import { createLogger } from '@gpu-meter/kit/runtime';
+import { SamplePublisher, type SamplePublisherOptions, type TopicSerde } from '@gpu-meter/kit/kafka';
 
 export interface RecordedMessage<T> {
   readonly key: string;

@@ -1,11 +1,6 @@
-import {
-  createLogger,
-  createSchemaRegistry,
-  TopicSerde,
-  USAGE_QUANTITIES,
-  type UsageEvent,
-  type UsageQuantity,
-} from '@gpu-meter/kit';
+import { USAGE_QUANTITIES, type UsageEvent, type UsageQuantity } from '@gpu-meter/kit/contracts';
+import { createLogger } from '@gpu-meter/kit/runtime';
+import { createSchemaRegistry, TopicSerde } from '@gpu-meter/kit/kafka';
 import type { Kafka } from 'kafkajs';
 import { usageEventFixture } from './fixtures.js';
 import { stackEnv, testKafka } from './kafka.js';

@@ -1,4 +1,5 @@
 import type { V1Node } from '@kubernetes/client-node';
+import type { BandwidthSample } from '@gpu-meter/kit/contracts';
 import {
   GPU_GROUP_LABEL,
   UNALLOCATED_SUBJECT,
@@ -7,10 +8,9 @@ import {
   isBillablePod,
   isReservationPod,
   type Attribution,
-  type BandwidthSample,
   type RunaiPod,
   type TrackedPod,
-} from '@gpu-meter/kit';
+} from '@gpu-meter/kit/runai';
 import type { DeviceReading, PodRef } from './dcgm.js';
 
 const MIB = 2 ** 20;

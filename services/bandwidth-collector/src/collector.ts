@@ -1,14 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { KubeConfig } from '@kubernetes/client-node';
-import {
-  GridTicker,
-  SamplePublisher,
-  errorMessage,
-  type Attribution,
-  type BandwidthSample,
-  type Logger,
-  type TrackedPod,
-} from '@gpu-meter/kit';
+import { errorMessage, type BandwidthSample } from '@gpu-meter/kit/contracts';
+import type { Attribution, TrackedPod } from '@gpu-meter/kit/runai';
+import { GridTicker, type Logger } from '@gpu-meter/kit/runtime';
+import { SamplePublisher } from '@gpu-meter/kit/kafka';
 import { collectorClusterCache, type ClusterCache } from '@gpu-meter/kit/kubernetes';
 import { PodIndex, attributeDevice, candidateHolders } from './attribution.js';
 import type { Config } from './config.js';

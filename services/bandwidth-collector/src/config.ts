@@ -1,18 +1,12 @@
+import { DEFAULT_TOPICS } from '@gpu-meter/kit/contracts';
+import { env, readConfig, requireWhen, schemas, type ConfigOf } from '@gpu-meter/kit/config';
+import { opsConfigSpec } from '@gpu-meter/kit/runtime';
+import { collectorOutputConfigSpec, kafkaConfigSpec, registryConfigSpec } from '@gpu-meter/kit/kafka';
 import {
   checkWatchFreshness,
-  collectorOutputConfigSpec,
-  DEFAULT_TOPICS,
-  env,
-  kafkaConfigSpec,
   kubernetesConfigSpec,
-  opsConfigSpec,
-  readConfig,
-  registryConfigSpec,
-  requireWhen,
-  schemas,
   watchFreshnessConfigSpec,
-  type ConfigOf,
-} from '@gpu-meter/kit';
+} from '@gpu-meter/kit/kubernetes';
 import { parseSelector } from './targets.js';
 
 export const SERVICE_NAME = 'bandwidth-collector';

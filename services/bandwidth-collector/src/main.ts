@@ -1,5 +1,7 @@
-import { bandwidthSampleKey, type BandwidthSample, type SamplePublisher } from '@gpu-meter/kit';
-import { runCollector } from '@gpu-meter/kit/collector';
+import type { BandwidthSample } from '@gpu-meter/kit/contracts';
+import { bandwidthSampleKey } from '@gpu-meter/kit/runai';
+import type { SamplePublisher } from '@gpu-meter/kit/kafka';
+import { runCollector } from '@gpu-meter/kit/runners/collector';
 import { BandwidthCollector } from './collector.js';
 import { SERVICE_NAME, loadConfig } from './config.js';
 import { collectorMetrics } from './metrics.js';

@@ -1,4 +1,4 @@
-import { trackedSpan } from '@gpu-meter/kit';
+import { trackedSpan } from '@gpu-meter/kit/runai';
 import type { PodIndex } from './attribution.js';
 import type { PodRef } from './dcgm.js';
 

@@ -1,6 +1,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { PodStore, bandwidthSampleId, bandwidthSampleKey, type BandwidthSample } from '@gpu-meter/kit';
+import type { BandwidthSample } from '@gpu-meter/kit/contracts';
+import { PodStore, bandwidthSampleId, bandwidthSampleKey } from '@gpu-meter/kit/runai';
 import { publishedMessages } from '../../../test/support/recording-publisher.js';
 import { PodIndex, attributeDevice, candidateHolders, type DeviceContext } from '../src/attribution.js';
 import type { DeviceReading } from '../src/dcgm.js';

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { avroType, bandwidthSampleId, type BandwidthSample } from '@gpu-meter/kit';
+import { avroType, type BandwidthSample } from '@gpu-meter/kit/contracts';
+import { bandwidthSampleId } from '@gpu-meter/kit/runai';
 import { expectedSamples, parseScenario, startSimulator } from '@gpu-meter/simulator';
 import { createTopics, readTopic, stackEnv, testAdmin, uniqueName } from '../../../test/support/kafka.js';
 import { startService } from '../../../test/support/processes.js';

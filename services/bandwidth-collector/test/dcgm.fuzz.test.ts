@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { RunaiPod } from '@gpu-meter/kit';
+import type { RunaiPod } from '@gpu-meter/kit/runai';
 import { buildModel, parseScenario, renderMetrics } from '@gpu-meter/simulator';
 import { fuzz, mutatedText } from '../../../test/support/fuzz.js';
 import { attributeDevice } from '../src/attribution.js';

@@ -1,5 +1,5 @@
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
-import { PodStore } from '@gpu-meter/kit';
+import { PodStore } from '@gpu-meter/kit/runai';
 import {
   buildModel,
   buildTimeline,

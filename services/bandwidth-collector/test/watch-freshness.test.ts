@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, watchCacheOptions } from '@gpu-meter/kit';
+import { ConfigError } from '@gpu-meter/kit/contracts';
+import { watchCacheOptions } from '@gpu-meter/kit/kubernetes';
 import { loadConfig } from '../src/config.js';
 
 /**

@@ -1,16 +1,8 @@
-import {
-  clickhouseClientOptions,
-  clickhouseConfigSpec,
-  env,
-  kafkaConfigSpec,
-  usageEventsConsumerConfigSpec,
-  opsConfigSpec,
-  readConfig,
-  registryConfigSpec,
-  requireWhen,
-  schemas,
-  type ConfigOf,
-} from '@gpu-meter/kit';
+import { env, readConfig, requireWhen, schemas, type ConfigOf } from '@gpu-meter/kit/config';
+import { opsConfigSpec } from '@gpu-meter/kit/runtime';
+import { kafkaConfigSpec, registryConfigSpec } from '@gpu-meter/kit/kafka';
+import { clickhouseClientOptions, clickhouseConfigSpec } from '@gpu-meter/kit/clickhouse';
+import { usageEventsConsumerConfigSpec } from '@gpu-meter/kit/runners/usage-sink';
 
 export const SERVICE_NAME = 'clickhouse-sink';
 

@@ -1,4 +1,5 @@
-import { ClickHouse, isClickHouseRetriable, runUsageEventsSink } from '@gpu-meter/kit';
+import { ClickHouse, isClickHouseRetriable } from '@gpu-meter/kit/clickhouse';
+import { runUsageEventsSink } from '@gpu-meter/kit/runners/usage-sink';
 import { Counter, Histogram } from 'prom-client';
 import { loadConfig, SERVICE_NAME } from './config.js';
 import { prepareSchema } from './migrator.js';

@@ -1,10 +1,5 @@
-import {
-  ClickHouse,
-  createLogger,
-  exitOnStartupError,
-  retryWhileRetriable,
-  isClickHouseRetriable,
-} from '@gpu-meter/kit';
+import { createLogger, exitOnStartupError, retryWhileRetriable } from '@gpu-meter/kit/runtime';
+import { ClickHouse, isClickHouseRetriable } from '@gpu-meter/kit/clickhouse';
 import { loadMigrateCommandConfig, type MigrateCommandConfig } from './config.js';
 import { MIGRATIONS } from './migrations.js';
 import { prepareSchema } from './migrator.js';

@@ -1,13 +1,6 @@
-import {
-  ClickHouse,
-  clickhouseErrorCode,
-  deterministicId,
-  errorMessage,
-  GpuMeterError,
-  quote,
-  quoteIdentifier,
-  type Logger,
-} from '@gpu-meter/kit';
+import { deterministicId, errorMessage, GpuMeterError } from '@gpu-meter/kit/contracts';
+import type { Logger } from '@gpu-meter/kit/runtime';
+import { ClickHouse, clickhouseErrorCode, quote, quoteIdentifier } from '@gpu-meter/kit/clickhouse';
 import { MIGRATE_COMMAND, type MigrateCommandConfig } from './config.js';
 import type { Migration } from './migrations.js';
 

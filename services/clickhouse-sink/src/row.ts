@@ -1,4 +1,5 @@
-import { PoisonRecordError, USAGE_QUANTITIES, type SourceRecord, type UsageEvent } from '@gpu-meter/kit';
+import { PoisonRecordError, USAGE_QUANTITIES, type UsageEvent } from '@gpu-meter/kit/contracts';
+import type { SourceRecord } from '@gpu-meter/kit/kafka';
 import type { Column } from './row-binary.js';
 
 /** One row of `usage_events` (column names as in the table); JSONEachRow-ready. */

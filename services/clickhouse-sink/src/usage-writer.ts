@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { quoteIdentifier, type ClickHouse } from '@gpu-meter/kit';
+import { quoteIdentifier, type ClickHouse } from '@gpu-meter/kit/clickhouse';
 import { encodeRowBinary } from './row-binary.js';
 import { USAGE_COLUMNS, type UsageRow } from './row.js';
 

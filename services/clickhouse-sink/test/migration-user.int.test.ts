@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ClickHouse } from '@gpu-meter/kit';
+import { ClickHouse } from '@gpu-meter/kit/clickhouse';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { createTopics, stackEnv, testAdmin, uniqueName, waitFor } from '../../../test/support/kafka.js';
 import { startService, type ServiceProcess } from '../../../test/support/processes.js';

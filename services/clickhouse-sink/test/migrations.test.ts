@@ -1,4 +1,6 @@
-import { createLogger, GpuMeterError, isClickHouseRetriable, type ClickHouse } from '@gpu-meter/kit';
+import { GpuMeterError } from '@gpu-meter/kit/contracts';
+import { createLogger } from '@gpu-meter/kit/runtime';
+import { isClickHouseRetriable, type ClickHouse } from '@gpu-meter/kit/clickhouse';
 import { describe, expect, it } from 'vitest';
 import { loadMigrateCommandConfig, MIGRATE_COMMAND } from '../src/config.js';
 import { chargebackViews, CHARGEBACK_DIMENSIONS, MIGRATIONS } from '../src/migrations.js';

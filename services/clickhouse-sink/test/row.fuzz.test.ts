@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { PoisonRecordError } from '@gpu-meter/kit';
+import { PoisonRecordError } from '@gpu-meter/kit/contracts';
 import { fuzz, usageEventArb } from '../../../test/support/fuzz.js';
 import { encodeRowBinary, type Column } from '../src/row-binary.js';
 import { toUsageRow, USAGE_COLUMNS, validateUsageEvent, type UsageRow } from '../src/row.js';

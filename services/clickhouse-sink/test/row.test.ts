@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PoisonRecordError, USAGE_QUANTITIES } from '@gpu-meter/kit';
+import { PoisonRecordError, USAGE_QUANTITIES } from '@gpu-meter/kit/contracts';
 import { usageEventFixture } from '../../../test/support/fixtures.js';
 import { toUsageRow, validateUsageEvent } from '../src/row.js';
 

@@ -1,14 +1,10 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
-import {
-  ClickHouse,
-  createLogger,
-  DEAD_LETTER_HEADERS,
-  USAGE_QUANTITIES,
-  type UsageEvent,
-  type UsageQuantity,
-} from '@gpu-meter/kit';
+import { USAGE_QUANTITIES, type UsageEvent, type UsageQuantity } from '@gpu-meter/kit/contracts';
+import { createLogger } from '@gpu-meter/kit/runtime';
+import { DEAD_LETTER_HEADERS } from '@gpu-meter/kit/kafka';
+import { ClickHouse } from '@gpu-meter/kit/clickhouse';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import {
   createTopics,

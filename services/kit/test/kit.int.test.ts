@@ -1,17 +1,14 @@
 import avro from 'avsc';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { readSchemaText, type UsageEvent } from '@gpu-meter/kit/contracts';
+import { readConfig } from '@gpu-meter/kit/config';
 import {
-  ClickHouse,
   createSchemaRegistry,
   ensureTopics,
-  readConfig,
-  clickhouseConfigSpec,
-  quote,
-  readSchemaText,
   retryConcurrentTransactions,
   TopicSerde,
-  type UsageEvent,
-} from '@gpu-meter/kit';
+} from '@gpu-meter/kit/kafka';
+import { ClickHouse, clickhouseConfigSpec, quote } from '@gpu-meter/kit/clickhouse';
 import { readFileSync } from 'node:fs';
 import { SchemaType } from '@kafkajs/confluent-schema-registry';
 import { usageEventFixture } from '../../../test/support/fixtures.js';

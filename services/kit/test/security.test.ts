@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../src/errors.js';
-import { kafkaConfigSpec } from '../src/common-config.js';
-import { readConfig } from '../src/config.js';
-import { kafkaClientConfig } from '../src/kafka.js';
-import { createLogger } from '../src/logger.js';
+import { ConfigError } from '../src/contracts/errors.js';
+import { kafkaConfigSpec } from '../src/kafka/config.js';
+import { readConfig } from '../src/config/env.js';
+import { kafkaClientConfig } from '../src/kafka/client.js';
+import { createLogger } from '../src/runtime/logger.js';
 
 const quiet = createLogger('test', 'silent');
 const kafka = (env: Record<string, string>) =>

@@ -1,4 +1,4 @@
-import { PoisonRecordError, USAGE_QUANTITIES, type UsageEvent } from '@gpu-meter/kit';
+import { PoisonRecordError, USAGE_QUANTITIES, type UsageEvent } from '@gpu-meter/kit/contracts';
 
 /** A CloudEvents 1.0 event as OpenMeter ingests it (JSON format). */
 export interface CloudEvent {

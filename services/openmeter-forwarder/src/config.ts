@@ -1,13 +1,7 @@
-import {
-  env,
-  kafkaConfigSpec,
-  usageEventsConsumerConfigSpec,
-  opsConfigSpec,
-  readConfig,
-  registryConfigSpec,
-  schemas,
-  type ConfigOf,
-} from '@gpu-meter/kit';
+import { env, readConfig, schemas, type ConfigOf } from '@gpu-meter/kit/config';
+import { opsConfigSpec } from '@gpu-meter/kit/runtime';
+import { kafkaConfigSpec, registryConfigSpec } from '@gpu-meter/kit/kafka';
+import { usageEventsConsumerConfigSpec } from '@gpu-meter/kit/runners/usage-sink';
 
 export const SERVICE_NAME = 'openmeter-forwarder';
 

@@ -1,4 +1,5 @@
-import { deadLetterMessage, runUsageEventsSink } from '@gpu-meter/kit';
+import { deadLetterMessage } from '@gpu-meter/kit/kafka';
+import { runUsageEventsSink } from '@gpu-meter/kit/runners/usage-sink';
 import { Counter, Gauge } from 'prom-client';
 import { deliverBisecting } from './bisect.js';
 import { RejectionBreaker } from './breaker.js';

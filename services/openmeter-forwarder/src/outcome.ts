@@ -1,4 +1,4 @@
-import { GpuMeterError } from '@gpu-meter/kit';
+import { GpuMeterError } from '@gpu-meter/kit/contracts';
 
 /** Header carrying OpenMeter's answer on a dead-lettered event. */
 export const RESPONSE_BODY_HEADER = 'gpu-meter.openmeter.response';

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { PoisonRecordError, USAGE_QUANTITIES } from '@gpu-meter/kit';
+import { PoisonRecordError, USAGE_QUANTITIES } from '@gpu-meter/kit/contracts';
 import { invalidReason } from '../../../test/support/fake-openmeter.js';
 import { fuzz, nastyString, usageEventArb } from '../../../test/support/fuzz.js';
 import { toCloudEvent } from '../src/cloudevent.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { USAGE_QUANTITIES } from '@gpu-meter/kit';
+import { USAGE_QUANTITIES } from '@gpu-meter/kit/contracts';
 import { usageEventFixture } from '../../../test/support/fixtures.js';
 import { invalidReason } from '../../../test/support/fake-openmeter.js';
 import { toCloudEvent } from '../src/cloudevent.js';

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '@gpu-meter/kit';
+import { ConfigError } from '@gpu-meter/kit/contracts';
 import { loadConfig } from '../src/config.js';
 
 const base = {

@@ -1,4 +1,5 @@
-import { DEAD_LETTER_HEADERS, USAGE_QUANTITIES } from '@gpu-meter/kit';
+import { USAGE_QUANTITIES } from '@gpu-meter/kit/contracts';
+import { DEAD_LETTER_HEADERS } from '@gpu-meter/kit/kafka';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { FakeOpenMeter, type CloudEventLike } from '../../../test/support/fake-openmeter.js';
 import {

@@ -1,4 +1,5 @@
-import { env, kafkaConfigSpec, readConfig, schemas, type ConfigOf } from '@gpu-meter/kit';
+import { env, readConfig, schemas, type ConfigOf } from '@gpu-meter/kit/config';
+import { kafkaConfigSpec } from '@gpu-meter/kit/kafka';
 
 export const TOOL_NAME = 'gpu-meter-replay';
 

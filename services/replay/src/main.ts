@@ -1,4 +1,6 @@
-import { ConfigError, createKafka, createLogger, errorMessage } from '@gpu-meter/kit';
+import { ConfigError, errorMessage } from '@gpu-meter/kit/contracts';
+import { createLogger } from '@gpu-meter/kit/runtime';
+import { createKafka } from '@gpu-meter/kit/kafka';
 import { loadConfig, TOOL_NAME } from './config.js';
 import { parseReplayArgs, USAGE, UsageError } from './options.js';
 import { ReplayRefused, runReplay } from './replay.js';

@@ -1,4 +1,4 @@
-import { DEAD_LETTER_HEADERS } from '@gpu-meter/kit';
+import { DEAD_LETTER_HEADERS } from '@gpu-meter/kit/kafka';
 import type { IHeaders, Message } from 'kafkajs';
 
 /**

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { retryConcurrentTransactions, sendInChunks, type Logger } from '@gpu-meter/kit';
+import type { Logger } from '@gpu-meter/kit/runtime';
+import { retryConcurrentTransactions, sendInChunks } from '@gpu-meter/kit/kafka';
 import type { Admin, Kafka, Message, Producer } from 'kafkajs';
 import {
   advanceCursor,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '@gpu-meter/kit';
+import { ConfigError } from '@gpu-meter/kit/contracts';
 import { loadConfig } from '../src/config.js';
 import { parseReplayArgs, UsageError } from '../src/options.js';
 

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { DEAD_LETTER_HEADERS, deadLetterMessage } from '@gpu-meter/kit';
+import { DEAD_LETTER_HEADERS, deadLetterMessage } from '@gpu-meter/kit/kafka';
 import type { IHeaders } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import {

@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { createKafka, createLogger, DEAD_LETTER_HEADERS, deadLetterMessage } from '@gpu-meter/kit';
+import { createLogger } from '@gpu-meter/kit/runtime';
+import { createKafka, DEAD_LETTER_HEADERS, deadLetterMessage } from '@gpu-meter/kit/kafka';
 import type { Message } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import {

@@ -1,10 +1,7 @@
-import {
-  GridTicker,
-  SamplePublisher,
-  gridFloor,
-  type Logger,
-  type PodAllocationSample,
-} from '@gpu-meter/kit';
+import type { PodAllocationSample } from '@gpu-meter/kit/contracts';
+import { gridFloor } from '@gpu-meter/kit/runai';
+import { GridTicker, type Logger } from '@gpu-meter/kit/runtime';
+import { SamplePublisher } from '@gpu-meter/kit/kafka';
 import { collectorClusterCache, type ClusterCache } from '@gpu-meter/kit/kubernetes';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Config } from './config.js';

@@ -1,5 +1,7 @@
-import { podSampleKey, type PodAllocationSample, type SamplePublisher } from '@gpu-meter/kit';
-import { runCollector } from '@gpu-meter/kit/collector';
+import type { PodAllocationSample } from '@gpu-meter/kit/contracts';
+import { podSampleKey } from '@gpu-meter/kit/runai';
+import type { SamplePublisher } from '@gpu-meter/kit/kafka';
+import { runCollector } from '@gpu-meter/kit/runners/collector';
 import { RunaiCollector } from './collector.js';
 import { SERVICE_NAME, loadConfig } from './config.js';
 import { collectorMetrics } from './metrics.js';

@@ -1,7 +1,7 @@
 import type { V1Node } from '@kubernetes/client-node';
+import { errorMessage, type PodAllocationSample } from '@gpu-meter/kit/contracts';
 import {
   describeTracked,
-  errorMessage,
   gridPointsOverlapping,
   isBillablePod,
   podSampleId,
@@ -9,12 +9,11 @@ import {
   sampleSpan,
   trackedSpan,
   type Attribution,
-  type ObjectDeadLetter,
-  type PodAllocationSample,
   type RunaiPod,
   type Span,
   type TrackedPod,
-} from '@gpu-meter/kit';
+} from '@gpu-meter/kit/runai';
+import type { ObjectDeadLetter } from '@gpu-meter/kit/kafka';
 
 export function allocationSample(pod: RunaiPod, t: number, span: Span): PodAllocationSample {
   return {

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { avroType, podSampleId, type PodAllocationSample } from '@gpu-meter/kit';
+import { avroType, type PodAllocationSample } from '@gpu-meter/kit/contracts';
+import { podSampleId } from '@gpu-meter/kit/runai';
 import {
   expectedSamples,
   parseScenario,

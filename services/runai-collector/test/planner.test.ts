@@ -1,6 +1,7 @@
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { PodStore, deterministicId, podSampleKey, type PodAllocationSample } from '@gpu-meter/kit';
+import { deterministicId, type PodAllocationSample } from '@gpu-meter/kit/contracts';
+import { PodStore, podSampleKey } from '@gpu-meter/kit/runai';
 import { publishedMessages } from '../../../test/support/recording-publisher.js';
 import { AllocationPlanner, rejectedPodDeadLetter } from '../src/planner.js';
 

@@ -4,7 +4,7 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import type { PodAllocationSample } from '@gpu-meter/kit';
+import type { PodAllocationSample } from '@gpu-meter/kit/contracts';
 import { createKubeConfig } from '@gpu-meter/kit/kubernetes';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { stackEnv } from '../../../test/support/kafka.js';

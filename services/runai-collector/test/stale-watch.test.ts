@@ -1,7 +1,9 @@
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger, type PodAllocationSample, type SamplePublisher } from '@gpu-meter/kit';
+import type { PodAllocationSample } from '@gpu-meter/kit/contracts';
+import { createLogger } from '@gpu-meter/kit/runtime';
+import type { SamplePublisher } from '@gpu-meter/kit/kafka';
 import { createKubeConfig } from '@gpu-meter/kit/kubernetes';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { trainingPod } from '../../kit/test/runai/fixtures.js';

@@ -1,4 +1,4 @@
-import { env, readConfig, schemas } from '@gpu-meter/kit';
+import { env, readConfig, schemas } from '@gpu-meter/kit/config';
 
 /** The simulator's configuration when played live (src/main.ts). */
 export const simulatorConfigSpec = {

@@ -1,4 +1,5 @@
-import { ConfigError, createLogger, exitOnStartupError, Shutdown } from '@gpu-meter/kit';
+import { ConfigError } from '@gpu-meter/kit/contracts';
+import { createLogger, exitOnStartupError, Shutdown } from '@gpu-meter/kit/runtime';
 import { loadConfig } from './config.js';
 import { loadScenario } from './scenario.js';
 import { startSimulator } from './simulator.js';

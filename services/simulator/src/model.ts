@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
-import { describeRunaiPod } from '@gpu-meter/kit';
+import { describeRunaiPod } from '@gpu-meter/kit/runai';
 import type { MetricSegment, Scenario, ScenarioNode, ScenarioPod } from './scenario.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { ParsedScenario } from './scenario.js';
+import type { ParsedScenario } from './scenario-schema.js';
 
 type Pod = ParsedScenario['pods'][number];
 

@@ -1,4 +1,4 @@
-import { USAGE_QUANTITIES, type UsageQuantities, type UsageQuantity } from '@gpu-meter/kit';
+import { USAGE_QUANTITIES, type UsageQuantities, type UsageQuantity } from '@gpu-meter/kit/contracts';
 import {
   buildModel,
   holdersAt,

@@ -1,6 +1,6 @@
 import { readdirSync } from 'node:fs';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
-import { describeRunaiPod } from '@gpu-meter/kit';
+import { describeRunaiPod } from '@gpu-meter/kit/runai';
 import { describe, expect, it } from 'vitest';
 import { nodeObject } from '../src/k8s-infra-objects.js';
 import { podObject, type ObjectContext } from '../src/k8s-objects.js';

@@ -5,7 +5,8 @@
  * `node --max-semi-space-size=64 --import tsx services/usage-aggregator/bench/hot-path.ts [N] [R]` (the
  * semi-space matches the worker's young generation; needs the registry of .stack/env).
  */
-import { createSchemaRegistry, TopicSerde, type PodAllocationSample, type UsageEvent } from '@gpu-meter/kit';
+import type { PodAllocationSample, UsageEvent } from '@gpu-meter/kit/contracts';
+import { createSchemaRegistry, TopicSerde } from '@gpu-meter/kit/kafka';
 import { endpointsFromEnvironment } from '../../../test/support/stack-env.js';
 import { benchSamples } from '../../../test/bench/samples.js';
 import { packValues } from '../src/batch-transfer.js';

@@ -6,12 +6,8 @@
  */
 import { spawn } from 'node:child_process';
 import { Kafka, logLevel } from 'kafkajs';
-import {
-  createSchemaRegistry,
-  TopicSerde,
-  type BandwidthSample,
-  type PodAllocationSample,
-} from '@gpu-meter/kit';
+import type { BandwidthSample, PodAllocationSample } from '@gpu-meter/kit/contracts';
+import { createSchemaRegistry, TopicSerde } from '@gpu-meter/kit/kafka';
 import { endpointsFromEnvironment } from '../../../test/support/stack-env.js';
 import { aggregatorBacklog, benchAggregatorEnv } from '../../../test/bench/samples.js';
 

@@ -1,14 +1,7 @@
-import {
-  DEFAULT_TOPICS,
-  env,
-  kafkaConfigSpec,
-  opsConfigSpec,
-  readConfig,
-  registryConfigSpec,
-  requireWhen,
-  schemas,
-  type ConfigOf,
-} from '@gpu-meter/kit';
+import { DEFAULT_TOPICS } from '@gpu-meter/kit/contracts';
+import { env, readConfig, requireWhen, schemas, type ConfigOf } from '@gpu-meter/kit/config';
+import { opsConfigSpec } from '@gpu-meter/kit/runtime';
+import { kafkaConfigSpec, registryConfigSpec } from '@gpu-meter/kit/kafka';
 import type { DriverSettings } from './driver.js';
 
 /** Every setting of the aggregator, from the environment (README's table is this spec). */

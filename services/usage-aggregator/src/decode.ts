@@ -1,4 +1,5 @@
-import { PoisonRecordError, type TopicSerde } from '@gpu-meter/kit';
+import { PoisonRecordError } from '@gpu-meter/kit/contracts';
+import type { TopicSerde } from '@gpu-meter/kit/kafka';
 import type { Decoded } from './driver.js';
 import type { BandwidthFields, PodAllocationFields } from './samples.js';
 

@@ -1,4 +1,4 @@
-import type { RegistrySettings } from '@gpu-meter/kit';
+import type { RegistrySettings } from '@gpu-meter/kit/kafka';
 import type { PackedValues } from './batch-transfer.js';
 import type { DriverSettings, Step, TaskInput } from './driver.js';
 

@@ -1,5 +1,6 @@
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { createSchemaRegistry, errorMessage, TopicSerde } from '@gpu-meter/kit';
+import { errorMessage } from '@gpu-meter/kit/contracts';
+import { createSchemaRegistry, TopicSerde } from '@gpu-meter/kit/kafka';
 import { viewValues } from './batch-transfer.js';
 import { decodeSample, decodeSampleKnownAt } from './decode.js';
 import { AggregatorDriver, taskOf, type Decoded } from './driver.js';

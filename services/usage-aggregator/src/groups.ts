@@ -1,4 +1,9 @@
-import { deterministicId, USAGE_QUANTITIES, type UsageEvent, type UsageQuantity } from '@gpu-meter/kit';
+import {
+  deterministicId,
+  USAGE_QUANTITIES,
+  type UsageEvent,
+  type UsageQuantity,
+} from '@gpu-meter/kit/contracts';
 import type { GroupDims, Sample } from './samples.js';
 
 /** Key of one group inside one window: the dimensions of DESIGN.md §4 (the window is the outer key). */

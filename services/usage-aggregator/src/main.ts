@@ -1,21 +1,21 @@
 import {
+  errorMessage,
+  type BandwidthSample,
+  type PodAllocationSample,
+  type UsageEvent,
+} from '@gpu-meter/kit/contracts';
+import {
   buildOpsServer,
-  createKafka,
   createLogger,
   createMetricsRegistry,
-  createSchemaRegistry,
-  errorMessage,
   exitOnStartupError,
   Shutdown,
   startOpsServer,
   StartupProgress,
-  TopicSerde,
-  type BandwidthSample,
   type Logger,
   type ReadinessCheck,
-  type PodAllocationSample,
-  type UsageEvent,
-} from '@gpu-meter/kit';
+} from '@gpu-meter/kit/runtime';
+import { createKafka, createSchemaRegistry, TopicSerde } from '@gpu-meter/kit/kafka';
 import { driverSettings, loadConfig, type RunningConfig } from './config.js';
 import { createAggregatorMetrics } from './metrics.js';
 import { RemoteDriver } from './remote-driver.js';

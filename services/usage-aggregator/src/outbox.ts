@@ -1,4 +1,5 @@
-import { DEAD_LETTER_HEADERS, deadLetterMessage, type UsageEvent } from '@gpu-meter/kit';
+import type { UsageEvent } from '@gpu-meter/kit/contracts';
+import { DEAD_LETTER_HEADERS, deadLetterMessage } from '@gpu-meter/kit/kafka';
 import type { KafkaMessage, Message } from 'kafkajs';
 import type { Step } from './driver.js';
 import type { CommitEntry } from './task.js';

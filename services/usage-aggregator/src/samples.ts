@@ -1,4 +1,4 @@
-import type { BandwidthSample, PodAllocationSample, UsageQuantity } from '@gpu-meter/kit';
+import type { BandwidthSample, PodAllocationSample, UsageQuantity } from '@gpu-meter/kit/contracts';
 import { hash32 } from './dedupe-index.js';
 
 /**

@@ -1,15 +1,6 @@
-import {
-  ConfigError,
-  ErrorCodes,
-  errorMessage,
-  heartbeatIntervalFor,
-  retryConcurrentTransactions,
-  sendInChunks,
-  waitWhileHeartbeating,
-  type Logger,
-  type TopicSerde,
-  type UsageEvent,
-} from '@gpu-meter/kit';
+import { ConfigError, ErrorCodes, errorMessage, type UsageEvent } from '@gpu-meter/kit/contracts';
+import { heartbeatIntervalFor, waitWhileHeartbeating, type Logger } from '@gpu-meter/kit/runtime';
+import { retryConcurrentTransactions, sendInChunks, type TopicSerde } from '@gpu-meter/kit/kafka';
 import type { Admin, Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
 import { taskAssigner } from './assigner.js';
 import type { RunningConfig } from './config.js';

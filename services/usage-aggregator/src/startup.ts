@@ -1,4 +1,6 @@
-import { ConfigError, defaultTopicSpecs, ensureTopics, partitionCounts, type Logger } from '@gpu-meter/kit';
+import { ConfigError, defaultTopicSpecs } from '@gpu-meter/kit/contracts';
+import type { Logger } from '@gpu-meter/kit/runtime';
+import { ensureTopics, partitionCounts } from '@gpu-meter/kit/kafka';
 import type { Admin } from 'kafkajs';
 import type { AggregatorConfig } from './config.js';
 import { decodeOffsetMetadata } from './offset-metadata.js';

@@ -1,4 +1,4 @@
-import { ConfigError, GpuMeterError, type UsageEvent } from '@gpu-meter/kit';
+import { ConfigError, GpuMeterError, type UsageEvent } from '@gpu-meter/kit/contracts';
 import { DedupeIndex, type Pin } from './dedupe-index.js';
 import { correctionEvent, GroupAccumulator, groupKey, sameGroup, usageEventId } from './groups.js';
 import { decodeOffsetMetadata, encodeOffsetMetadata } from './offset-metadata.js';

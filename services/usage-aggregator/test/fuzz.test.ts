@@ -4,11 +4,11 @@ import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import {
   avroType,
   GpuMeterError,
-  TopicSerde,
   USAGE_QUANTITIES,
   type BandwidthSample,
   type PodAllocationSample,
-} from '@gpu-meter/kit';
+} from '@gpu-meter/kit/contracts';
+import { TopicSerde } from '@gpu-meter/kit/kafka';
 import { bandwidthFixture, podAllocationFixture } from '../../../test/support/fixtures.js';
 import {
   fuzz,

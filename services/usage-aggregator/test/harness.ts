@@ -4,7 +4,7 @@ import {
   type BandwidthSample,
   type PodAllocationSample,
   type UsageEvent,
-} from '@gpu-meter/kit';
+} from '@gpu-meter/kit/contracts';
 import {
   AggregatorDriver,
   type Committed,

@@ -1,6 +1,8 @@
 import type { EachBatchPayload, Kafka } from 'kafkajs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createLogger, type TopicSerde, type UsageEvent } from '@gpu-meter/kit';
+import type { UsageEvent } from '@gpu-meter/kit/contracts';
+import { createLogger } from '@gpu-meter/kit/runtime';
+import type { TopicSerde } from '@gpu-meter/kit/kafka';
 import type { RunningConfig } from '../src/config.js';
 import type { AggregatorMetrics } from '../src/metrics.js';
 import { Outbox } from '../src/outbox.js';

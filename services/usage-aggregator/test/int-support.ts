@@ -1,14 +1,12 @@
 import {
-  createLogger,
-  createSchemaRegistry,
   deterministicId,
-  sendInChunks,
-  TopicSerde,
   USAGE_QUANTITIES,
   type BandwidthSample,
   type PodAllocationSample,
   type UsageEvent,
-} from '@gpu-meter/kit';
+} from '@gpu-meter/kit/contracts';
+import { createLogger } from '@gpu-meter/kit/runtime';
+import { createSchemaRegistry, sendInChunks, TopicSerde } from '@gpu-meter/kit/kafka';
 import { Partitioners, type Admin, type Message } from 'kafkajs';
 import { expect, onTestFinished } from 'vitest';
 // The ProvidedContext augmentation (stackEnv) lives with the global setup.

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { deterministicId, type UsageEvent } from '@gpu-meter/kit';
+import { deterministicId, type UsageEvent } from '@gpu-meter/kit/contracts';
 import { AggregatorDriver, type Committed, type DriverRecord } from '../src/driver.js';
 import { baseSettings, bw, pod, POD, BW, tp, pair } from './harness.js';
 

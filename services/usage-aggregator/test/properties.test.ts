@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { USAGE_QUANTITIES, type UsageEvent } from '@gpu-meter/kit';
+import { USAGE_QUANTITIES, type UsageEvent } from '@gpu-meter/kit/contracts';
 import { baseSettings, buildLog, run, scenarioArb, type Scenario } from './harness.js';
 
 /** Ground truth computed independently of the service code: per (group, window), level × overlap. */

@@ -1,4 +1,4 @@
-import { ConfigError } from '@gpu-meter/kit';
+import { ConfigError } from '@gpu-meter/kit/contracts';
 import { describe, expect, it } from 'vitest';
 import { taskAssignment } from '../src/assigner.js';
 import { contactGapMs, loadConfig } from '../src/config.js';

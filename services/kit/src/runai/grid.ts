@@ -1,4 +1,4 @@
-import { deterministicId } from '../ids.js';
+import { deterministicId } from '../contracts/ids.js';
 import type { RunningSpan } from './pod-model.js';
 
 /**

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { deterministicId } from '@gpu-meter/kit/contracts';
 import {
   bandwidthSampleId,
   bandwidthSampleKey,
-  deterministicId,
   gridCeil,
   gridFloor,
   gridPoints,
@@ -10,7 +10,7 @@ import {
   podSampleId,
   podSampleKey,
   sampleSpan,
-} from '@gpu-meter/kit';
+} from '@gpu-meter/kit/runai';
 
 const I = 15_000;
 

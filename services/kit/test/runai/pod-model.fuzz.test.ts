@@ -10,7 +10,7 @@ import {
   splitByFraction,
   type Attribution,
   type RunaiPod,
-} from '@gpu-meter/kit';
+} from '@gpu-meter/kit/runai';
 import { parseScenario, startSimulator } from '@gpu-meter/simulator';
 import { fuzz, mutatedJson, weirdValue } from '../../../../test/support/fuzz.js';
 import {

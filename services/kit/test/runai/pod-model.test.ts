@@ -8,7 +8,7 @@ import {
   projectOf,
   runningSpanOf,
   workloadTypeOf,
-} from '@gpu-meter/kit';
+} from '@gpu-meter/kit/runai';
 import { a100Node, attribution, fractionalPod, reservationPod, trainingPod } from './fixtures.js';
 
 const MIB = 2 ** 20;

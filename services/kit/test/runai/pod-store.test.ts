@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeTracked, PodStore, trackedSpan } from '@gpu-meter/kit';
+import { describeTracked, PodStore, trackedSpan } from '@gpu-meter/kit/runai';
 import { a100Node, attribution, trainingPod } from './fixtures.js';
 
 const START = Date.parse('2026-11-29T10:00:05Z');

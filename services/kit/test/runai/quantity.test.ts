@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseBytes, parseQuantity, QuantityError } from '@gpu-meter/kit';
+import { parseBytes, parseQuantity, QuantityError } from '@gpu-meter/kit/runai';
 
 describe('parseQuantity', () => {
   it.each([

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeRunaiPod, ReservationIndex, reservationOf, splitByFraction } from '@gpu-meter/kit';
+import { describeRunaiPod, ReservationIndex, reservationOf, splitByFraction } from '@gpu-meter/kit/runai';
 import { a100Node, attribution, fractionalPod, reservationPod, trainingPod } from './fixtures.js';
 
 describe('reservation join', () => {

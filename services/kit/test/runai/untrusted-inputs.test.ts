@@ -1,6 +1,6 @@
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { describeRunaiPod, nodeGpuCapacity, parseDecimal } from '@gpu-meter/kit';
+import { describeRunaiPod, nodeGpuCapacity, parseDecimal } from '@gpu-meter/kit/runai';
 import { a100Node, attribution, fractionalPod, trainingPod } from './fixtures.js';
 
 /**

@@ -3,7 +3,8 @@
  * and the commit. `node --import tsx kill-mid-transaction.ts TOPIC` with KAFKA_BROKERS set; used by
  * replay.int.test.ts to show that the next run still delivers each record exactly once.
  */
-import { createKafka, createLogger } from '@gpu-meter/kit';
+import { createLogger } from '@gpu-meter/kit/runtime';
+import { createKafka } from '@gpu-meter/kit/kafka';
 import { loadConfig } from '../../src/config.js';
 import { parseReplayArgs } from '../../src/options.js';
 import { runReplay } from '../../src/replay.js';
