@@ -4,7 +4,7 @@ import { stackEnv } from '../support/kafka.js';
 import { verifyScenario } from '../pipeline/verify.js';
 
 /**
- * The whole pipeline end to end (DESIGN.md §6 invariants 1 and 4): simulator → collectors → aggregator →
+ * The whole pipeline end to end (docs/DESIGN.md §6 invariants 1 and 4): simulator → collectors → aggregator →
  * ClickHouse sink and OpenMeter forwarder, on real Kafka, registry and ClickHouse. Ground truth, usage-topic,
  * ClickHouse and OpenMeter totals must agree per subject and quantity.
  */

@@ -1,7 +1,7 @@
 import { USAGE_QUANTITIES, type UsageQuantity } from '@gpu-meter/kit/contracts';
 
 /**
- * DESIGN.md §6.5: an invoice line is (subject, project, department, workload type, GPU type) in one window.
+ * docs/DESIGN.md §6.5: an invoice line is (subject, project, department, workload type, GPU type) in one window.
  * Every source (ground truth, usage topic, ClickHouse, OpenMeter) is summed per line and compared per line:
  * usage moved to the wrong SKU, tenant or window is as wrong as usage lost. Pure.
  */
@@ -58,7 +58,7 @@ export function totalsByInvoiceLine(
 }
 
 /**
- * DESIGN.md §6: times are integer milliseconds and compare exactly; products of fractions and bytes compare
+ * docs/DESIGN.md §6: times are integer milliseconds and compare exactly; products of fractions and bytes compare
  * to 1e-9 relative. Every quantity here is a double built from such products, so 1e-9 relative (with an
  * absolute floor for zero) is the bound; an exact time total passes it trivially.
  */

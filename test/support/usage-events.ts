@@ -113,7 +113,7 @@ export function totalsBySubject(events: readonly UsageEvent[]): Map<string, Reco
   return totals;
 }
 
-/** Relative difference, for float totals summed in a different order (DESIGN.md §6: 1e-9). */
+/** Relative difference, for float totals summed in a different order (docs/DESIGN.md §6: 1e-9). */
 export function relativeError(actual: number, expected: number): number {
   if (expected === 0) return Math.abs(actual);
   return Math.abs(actual - expected) / Math.abs(expected);

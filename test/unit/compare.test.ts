@@ -31,7 +31,7 @@ function compare(truth: UsageRow[], topic: UsageRow[], rekey?: Parameters<typeof
   });
 }
 
-describe('invoice-line comparison (DESIGN.md §6.5)', () => {
+describe('invoice-line comparison (docs/DESIGN.md §6.5)', () => {
   it('agrees when every line matches, whatever the row order and splitting', () => {
     const truth = [line(), line({ windowStartMs: W, windowEndMs: 2 * W })];
     const topic = [

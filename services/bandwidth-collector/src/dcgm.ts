@@ -1,7 +1,7 @@
 import parsePrometheusTextFormat, { type ParsedFamily } from 'parse-prometheus-text-format';
 
 /**
- * DCGM exporter text → one reading per physical GPU or MIG instance (DESIGN.md §2). The PROF NVLink/PCIe
+ * DCGM exporter text → one reading per physical GPU or MIG instance (docs/DESIGN.md §2). The PROF NVLink/PCIe
  * metrics are rates in bytes/s (gauges) and DCGM_FI_DEV_FB_USED is MiB. Parsing is left to a Prometheus
  * text-format parser (label escapes, timestamps), one line at a time: it throws on the first invalid line
  * of a page and has no recovery, so a page handed over whole would lose every GPU for one bad line.

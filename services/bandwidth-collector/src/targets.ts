@@ -77,7 +77,7 @@ export interface OwnNodeReadings {
 }
 
 /**
- * An exporter's readings as far as they describe its own node (DESIGN.md §6.7): a device whose hostname is
+ * An exporter's readings as far as they describe its own node (docs/DESIGN.md §6.7): a device whose hostname is
  * another node's is dropped, and a pod mapping to a pod running elsewhere is dropped (the device's time is
  * then held by the pods named before, else unallocated). A configured endpoint (nodeName undefined) is taken
  * as it is. `nodeOfPod` gives a named pod's node, undefined when the pod is not known.

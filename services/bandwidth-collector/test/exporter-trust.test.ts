@@ -6,7 +6,7 @@ import { ResponseTooLargeError, readCapped } from '../src/scrape.js';
 import { ownNodeReadings, parseSelector, scrapeTargets } from '../src/targets.js';
 
 /**
- * Issue 13 point 5 / DESIGN.md §6.7: a tenant can label a pod app=nvidia-dcgm-exporter in its own namespace
+ * Issue 13 point 5 / docs/DESIGN.md §6.7: a tenant can label a pod app=nvidia-dcgm-exporter in its own namespace
  * and serve any page, naming a victim's pod. Only exporters in the configured namespace are scraped, an
  * exporter's readings count only for the node it runs on, and a page over the size cap is not parsed.
  */

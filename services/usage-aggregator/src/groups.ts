@@ -6,7 +6,7 @@ import {
 } from '@gpu-meter/kit/contracts';
 import type { GroupDims, Sample } from './samples.js';
 
-/** Key of one group inside one window: the dimensions of DESIGN.md §4 (the window is the outer key). */
+/** Key of one group inside one window: the dimensions of docs/DESIGN.md §4 (the window is the outer key). */
 export function groupKey(d: GroupDims): string {
   return JSON.stringify([d.subject, d.clusterId, d.project, d.department, d.workloadType, d.gpuType]);
 }

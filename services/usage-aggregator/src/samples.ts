@@ -143,7 +143,7 @@ export function invalidReason(sample: Sample, maxSampleSpanMs: number): string |
 
 /**
  * What a sample's times must satisfy against facts it cannot write: its span lies in the sampling interval
- * before its observation time (DESIGN.md §3), and its observation time is not ahead of the broker's clock
+ * before its observation time (docs/DESIGN.md §3), and its observation time is not ahead of the broker's clock
  * (the record's timestamp: LogAppendTime on the raw topics) by more than the tolerance. A sample that fails
  * is dead-lettered before it touches the watermark, so one bad clock cannot move stream time.
  */

@@ -25,7 +25,7 @@ describe('invalidReason', () => {
     expect(invalidReason(fromBandwidth(bw(base)), 6_000)).toBeUndefined();
   });
 
-  it('maps levels to the quantities of DESIGN.md §5', () => {
+  it('maps levels to the quantities of docs/DESIGN.md §5', () => {
     expect(
       fromPodAllocation(pod({ ...base, gpus: 0.5, gpuMemoryBytes: 7, cpuCores: 2, memoryBytes: 9 })).levels,
     ).toEqual({

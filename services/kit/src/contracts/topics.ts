@@ -12,7 +12,7 @@ export interface TopicSpec {
   readonly logAppendTime?: boolean;
 }
 
-/** Default topic names (DESIGN.md §1); every service takes the actual names from configuration. */
+/** Default topic names (docs/DESIGN.md §1); every service takes the actual names from configuration. */
 export const DEFAULT_TOPICS = {
   podAllocations: 'runai.pod-allocations.v1',
   bandwidthSamples: 'gpu.bandwidth-samples.v1',

@@ -2,7 +2,7 @@ import { deterministicId } from '../contracts/ids.js';
 import type { RunningSpan } from './pod-model.js';
 
 /**
- * The sampling grid (DESIGN.md §3): points at multiples of the interval since the epoch; the sample at t
+ * The sampling grid (docs/DESIGN.md §3): points at multiples of the interval since the epoch; the sample at t
  * covers [t - interval, t), clipped to the running span. All integer milliseconds, so sums are exact.
  */
 export const POD_ALLOCATION_KIND = 'pod-allocation';

@@ -3,10 +3,10 @@ import { parseBytes, parseDecimal, parseQuantity, QuantityError } from './quanti
 
 /**
  * What a Run:ai pod holds and who pays for it, read from the labels and annotations a real Run:ai cluster
- * puts on pods (DESIGN.md §2). Pure: a pod (as the informer hands it over, times as Date or RFC 3339
+ * puts on pods (docs/DESIGN.md §2). Pure: a pod (as the informer hands it over, times as Date or RFC 3339
  * strings), its node, and the configured maps in; a plain value out. Annotations are the tenant's to write,
  * so amounts read from them are plain decimals, never below the container limits and never above the node's
- * capacity (DESIGN.md §6.7); whatever is not billed as written is listed in `inputIssues`.
+ * capacity (docs/DESIGN.md §6.7); whatever is not billed as written is listed in `inputIssues`.
  */
 export const RUNAI_SCHEDULER = 'runai-scheduler';
 export const RESERVATION_NAMESPACE = 'runai-reservation';
@@ -149,7 +149,7 @@ interface GpuAllocation {
 }
 
 /**
- * Why a tenant-written input was not billed as written (DESIGN.md §6.7). Container limits are enforced by the
+ * Why a tenant-written input was not billed as written (docs/DESIGN.md §6.7). Container limits are enforced by the
  * device plugin and node capacity by the kubelet; annotations are whatever the tenant wrote.
  */
 export type InputIssueReason =

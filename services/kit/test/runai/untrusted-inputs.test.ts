@@ -4,7 +4,7 @@ import { describeRunaiPod, nodeGpuCapacity, parseDecimal } from '@gpu-meter/kit/
 import { a100Node, attribution, fractionalPod, trainingPod } from './fixtures.js';
 
 /**
- * Issue 13 point 5 / DESIGN.md §6.7: annotations are written by the tenant, container limits are enforced by
+ * Issue 13 point 5 / docs/DESIGN.md §6.7: annotations are written by the tenant, container limits are enforced by
  * the device plugin and node capacity by the kubelet. An annotation may say how much of a GPU a pod holds,
  * but never less than its nvidia.com/gpu limit nor more than its node has; and a malformed one is reported.
  */
