@@ -1,6 +1,6 @@
 import { ClickHouse, isClickHouseRetriable } from '@gpu-meter/kit/clickhouse';
 import { runUsageEventsSink } from '@gpu-meter/kit/runners/usage-sink';
-import { Counter, Histogram } from 'prom-client';
+import { metricsOn } from '@gpu-meter/kit/runtime';
 import { loadConfig, SERVICE_NAME } from './config.js';
 import { prepareSchema } from './migrator.js';
 import { MIGRATIONS } from './migrations.js';
@@ -11,27 +11,11 @@ runUsageEventsSink({
   service: SERVICE_NAME,
   loadConfig,
   setup: async ({ config, logger, shutdown, metrics, startup }) => {
-    const rowsWritten = new Counter({
-      name: 'gpumeter_sink_rows_written_total',
-      help: 'Rows inserted into ClickHouse.',
-      registers: [metrics],
-    });
-    const deadLettered = new Counter({
-      name: 'gpumeter_sink_dead_letters_total',
-      help: 'Poison events dead-lettered.',
-      registers: [metrics],
-    });
-    const retries = new Counter({
-      name: 'gpumeter_sink_retries_total',
-      help: 'Failed attempts, by stage.',
-      labelNames: ['stage'],
-      registers: [metrics],
-    });
-    const flushSeconds = new Histogram({
-      name: 'gpumeter_sink_flush_seconds',
-      help: 'Insert + commit time per batch.',
-      registers: [metrics],
-    });
+    const { counter, histogram } = metricsOn(metrics);
+    const rowsWritten = counter('gpumeter_sink_rows_written_total', 'Rows inserted into ClickHouse.');
+    const deadLettered = counter('gpumeter_sink_dead_letters_total', 'Poison events dead-lettered.');
+    const retries = counter('gpumeter_sink_retries_total', 'Failed attempts, by stage.', ['stage']);
+    const flushSeconds = histogram('gpumeter_sink_flush_seconds', 'Insert + commit time per batch.');
 
     const clickhouse = new ClickHouse(config);
     shutdown.register('clickhouse', () => clickhouse.close());

@@ -1,6 +1,6 @@
 import { deadLetterMessage } from '@gpu-meter/kit/kafka';
 import { runUsageEventsSink } from '@gpu-meter/kit/runners/usage-sink';
-import { Counter, Gauge } from 'prom-client';
+import { metricsOn } from '@gpu-meter/kit/runtime';
 import { deliverBisecting } from './bisect.js';
 import { RejectionBreaker } from './breaker.js';
 import { toCloudEvent } from './cloudevent.js';
@@ -12,40 +12,26 @@ runUsageEventsSink({
   service: SERVICE_NAME,
   loadConfig,
   setup: async ({ config, logger, metrics, sendDeadLetters }) => {
-    const delivered = new Counter({
-      name: 'gpumeter_forwarder_events_delivered_total',
-      help: 'Events OpenMeter accepted.',
-      registers: [metrics],
-    });
-    const deadLettered = new Counter({
-      name: 'gpumeter_forwarder_dead_letters_total',
-      help: 'Events dead-lettered, by reason.',
-      labelNames: ['reason'],
-      registers: [metrics],
-    });
-    const retries = new Counter({
-      name: 'gpumeter_forwarder_retries_total',
-      help: 'Failed attempts, by stage.',
-      labelNames: ['stage'],
-      registers: [metrics],
-    });
-    const requests = new Counter({
-      name: 'gpumeter_forwarder_requests_total',
-      help: 'POSTs to OpenMeter, by outcome.',
-      labelNames: ['outcome'],
-      registers: [metrics],
-    });
+    const { counter, gauge } = metricsOn(metrics);
+    const delivered = counter('gpumeter_forwarder_events_delivered_total', 'Events OpenMeter accepted.');
+    const deadLettered = counter(
+      'gpumeter_forwarder_dead_letters_total',
+      'Events dead-lettered, by reason.',
+      ['reason'],
+    );
+    const retries = counter('gpumeter_forwarder_retries_total', 'Failed attempts, by stage.', ['stage']);
+    const requests = counter('gpumeter_forwarder_requests_total', 'POSTs to OpenMeter, by outcome.', [
+      'outcome',
+    ]);
 
-    const breakerOpen = new Gauge({
-      name: 'gpumeter_forwarder_breaker_open',
-      help: '1 while OpenMeter rejects most of what it is sent (treated as an outage: nothing dead-lettered).',
-      registers: [metrics],
-    });
-    const breakerTrips = new Counter({
-      name: 'gpumeter_forwarder_breaker_trips_total',
-      help: 'Times the rejection circuit breaker opened.',
-      registers: [metrics],
-    });
+    const breakerOpen = gauge(
+      'gpumeter_forwarder_breaker_open',
+      '1 while OpenMeter rejects most of what it is sent (treated as an outage: nothing dead-lettered).',
+    );
+    const breakerTrips = counter(
+      'gpumeter_forwarder_breaker_trips_total',
+      'Times the rejection circuit breaker opened.',
+    );
     const breaker = new RejectionBreaker<object>({
       rejectPercent: config.breakerRejectPercent,
       minEvents: config.breakerMinEvents,

@@ -1,17 +1,11 @@
 import { ConfigError } from '@gpu-meter/kit/contracts';
-import { createLogger, exitOnStartupError, Shutdown } from '@gpu-meter/kit/runtime';
+import { createLogger, exitOnStartupError, loadConfigOrExit, Shutdown } from '@gpu-meter/kit/runtime';
 import { loadConfig } from './config.js';
 import { loadScenario } from './scenario.js';
 import { startSimulator } from './simulator.js';
 
 /** Plays a scenario live (real clock): fake Kubernetes API + fake DCGM exporter until SIGTERM. */
-let config;
-try {
-  config = loadConfig();
-} catch (error) {
-  if (error instanceof ConfigError) exitOnStartupError(undefined, error);
-  throw error;
-}
+const config = loadConfigOrExit(loadConfig);
 const logger = createLogger('simulator');
 try {
   const scenario = loadScenario(config.scenarioFile);

@@ -6,3 +6,4 @@ export * from './logger.js';
 export * from './ops-server.js';
 export * from './shutdown.js';
 export * from './startup.js';
+export * from './metrics.js';

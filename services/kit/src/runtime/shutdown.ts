@@ -1,3 +1,4 @@
+import { ConfigError } from '../contracts/errors.js';
 import type { Logger } from './logger.js';
 
 export type Closer = () => Promise<void> | void;
@@ -67,4 +68,17 @@ export function exitOnStartupError(logger: Logger | undefined, error: unknown): 
   if (logger) logger.fatal({ err: error }, message);
   else process.stderr.write(`${message}\n`);
   process.exit(1);
+}
+
+/**
+ * Reads a process's configuration at start-up: a ConfigError (a variable missing or malformed) exits
+ * non-zero naming it, before any logger exists; anything else is a bug and is thrown.
+ */
+export function loadConfigOrExit<C>(loadConfig: () => C): C {
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) exitOnStartupError(undefined, error);
+    throw error;
+  }
 }

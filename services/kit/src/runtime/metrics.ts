@@ -1,0 +1,16 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+/**
+ * Makers of the metrics a process registers on its registry (the ops server's /metrics): a counter, gauge or
+ * histogram by name, help and label names, so a service's metrics file states only those.
+ */
+export function metricsOn(registry: Registry) {
+  return {
+    counter: (name: string, help: string, labelNames: readonly string[] = []) =>
+      new Counter({ name, help, labelNames, registers: [registry] }),
+    gauge: (name: string, help: string, labelNames: readonly string[] = []) =>
+      new Gauge({ name, help, labelNames, registers: [registry] }),
+    histogram: (name: string, help: string, labelNames: readonly string[] = []) =>
+      new Histogram({ name, help, labelNames, registers: [registry] }),
+  };
+}
