@@ -1,37 +1,18 @@
 import { DEFAULT_TOPICS } from '@gpu-meter/kit/contracts';
 import { env, readConfig, requireWhen, schemas, type ConfigOf } from '@gpu-meter/kit/config';
-import { opsConfigSpec } from '@gpu-meter/kit/runtime';
-import { collectorOutputConfigSpec, kafkaConfigSpec, registryConfigSpec } from '@gpu-meter/kit/kafka';
-import {
-  checkWatchFreshness,
-  kubernetesConfigSpec,
-  watchFreshnessConfigSpec,
-} from '@gpu-meter/kit/kubernetes';
+import { checkWatchFreshness } from '@gpu-meter/kit/kubernetes';
+import { collectorBufferConfigSpec, collectorConfigSpec } from '@gpu-meter/kit/runners/collector';
 import { parseSelector } from './targets.js';
 
 export const SERVICE_NAME = 'bandwidth-collector';
 
 export const configSpec = {
-  ...kafkaConfigSpec,
-  ...registryConfigSpec,
-  ...opsConfigSpec,
-  ...kubernetesConfigSpec,
-  ...collectorOutputConfigSpec,
-  clusterId: env(
-    'CLUSTER_ID',
-    schemas.nonEmpty(),
-    'Cluster id of the scraped nodes (part of every sample id).',
-  ),
-  samplingIntervalMs: env(
-    'SAMPLING_INTERVAL_MS',
-    schemas.int(15_000, 100),
-    'Grid interval: the scrape after grid point t gives the rates of [t - interval, t).',
-  ),
-  sampleDelayMs: env(
-    'SAMPLE_DELAY_MS',
-    schemas.int(1_000, 0),
-    'How long after a grid point the exporters are scraped (pod status updates up to t must have arrived).',
-  ),
+  ...collectorConfigSpec({
+    clusterId: 'Cluster id of the scraped nodes (part of every sample id).',
+    samplingInterval: 'Grid interval: the scrape after grid point t gives the rates of [t - interval, t).',
+    sampleDelay:
+      'How long after a grid point the exporters are scraped (pod status updates up to t must have arrived).',
+  }),
   scrapeTimeoutMs: env('SCRAPE_TIMEOUT_MS', schemas.int(5_000, 1), 'Timeout of one exporter scrape.'),
   topic: env('BANDWIDTH_SAMPLES_TOPIC', schemas.nonEmpty(DEFAULT_TOPICS.bandwidthSamples), 'Output topic.'),
   dcgmEndpoints: env(
@@ -66,12 +47,7 @@ export const configSpec = {
     schemas.nonEmpty('unattributed'),
     'Subject for traffic of pods with no project.',
   ),
-  ...watchFreshnessConfigSpec,
-  maxBufferedSamples: env(
-    'MAX_BUFFERED_SAMPLES',
-    schemas.int(200_000, 1),
-    'Samples kept in memory while Kafka is unreachable; past this the oldest are dropped (logged, counted).',
-  ),
+  ...collectorBufferConfigSpec,
 } as const;
 
 export type Config = ConfigOf<typeof configSpec> & { readonly staticEndpoints: readonly string[] };

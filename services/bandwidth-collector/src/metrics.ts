@@ -1,33 +1,15 @@
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { metricsOn } from '@gpu-meter/kit/runtime';
+import { collectorOutputMetrics } from '@gpu-meter/kit/runners/collector';
 
 export function collectorMetrics(registry: Registry, bufferSize: () => number) {
-  const counter = (name: string, help: string, labelNames: string[] = []) =>
-    new Counter({ name, help, labelNames, registers: [registry] });
+  const { counter, gauge } = metricsOn(registry);
   return {
     samplesProduced: counter(
       'gpumeter_bandwidth_samples_produced_total',
       'Bandwidth samples built and queued.',
     ),
-    samplesPublished: counter(
-      'gpumeter_samples_published_total',
-      'Samples acknowledged by Kafka (acks=all).',
-    ),
-    samplesDropped: counter(
-      'gpumeter_samples_dropped_total',
-      'Samples never delivered, by reason: buffer_full (Kafka unreachable too long), shutdown (not acknowledged within the drain time), too_large (refused even alone, no dead-letter topic).',
-      ['reason'],
-    ),
-    samplesDeadLettered: counter(
-      'gpumeter_samples_dead_lettered_total',
-      'Samples sent to the collector dead-letter topic, by reason: identity_too_long, message_too_large.',
-      ['reason'],
-    ),
-    sampleFieldsTruncated: counter(
-      'gpumeter_sample_fields_truncated_total',
-      'String fields cut to SAMPLE_MAX_STRING_LENGTH (with a marker) before sending, by field.',
-      ['field'],
-    ),
-    sendErrors: counter('gpumeter_send_errors_total', 'Failed sends to Kafka (retried).'),
+    ...collectorOutputMetrics(registry, bufferSize),
     unallocatedSamples: counter('gpumeter_unallocated_samples_total', 'Samples of device time no pod held.'),
     unattributedSamples: counter(
       'gpumeter_unattributed_samples_total',
@@ -45,19 +27,7 @@ export function collectorMetrics(registry: Registry, bufferSize: () => number) {
     ),
     watchErrors: counter('gpumeter_watch_errors_total', 'Kubernetes list/watch failures.', ['kind']),
     lists: counter('gpumeter_kubernetes_lists_total', 'Kubernetes lists (first and relists).', ['kind']),
-    bufferSize: new Gauge({
-      name: 'gpumeter_send_buffer_size',
-      help: 'Samples waiting to be sent to Kafka.',
-      registers: [registry],
-      collect() {
-        this.set(bufferSize());
-      },
-    }),
-    targets: new Gauge({
-      name: 'gpumeter_scrape_targets',
-      help: 'DCGM exporters scraped.',
-      registers: [registry],
-    }),
+    targets: gauge('gpumeter_scrape_targets', 'DCGM exporters scraped.'),
   };
 }
 

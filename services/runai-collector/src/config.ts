@@ -1,36 +1,18 @@
 import { DEFAULT_TOPICS } from '@gpu-meter/kit/contracts';
 import { env, readConfig, requireWhen, schemas, type ConfigOf } from '@gpu-meter/kit/config';
-import { opsConfigSpec } from '@gpu-meter/kit/runtime';
-import { collectorOutputConfigSpec, kafkaConfigSpec, registryConfigSpec } from '@gpu-meter/kit/kafka';
-import {
-  kubernetesConfigSpec,
-  checkWatchFreshness,
-  watchFreshnessConfigSpec,
-} from '@gpu-meter/kit/kubernetes';
+import { checkWatchFreshness } from '@gpu-meter/kit/kubernetes';
+import { collectorBufferConfigSpec, collectorConfigSpec } from '@gpu-meter/kit/runners/collector';
 
 export const SERVICE_NAME = 'runai-collector';
 
 export const configSpec = {
-  ...kafkaConfigSpec,
-  ...registryConfigSpec,
-  ...opsConfigSpec,
-  ...kubernetesConfigSpec,
-  ...collectorOutputConfigSpec,
-  clusterId: env(
-    'CLUSTER_ID',
-    schemas.nonEmpty(),
-    "Cluster id, in every sample id and key. A pod's own clusterId annotation is ignored: its tenant can write it.",
-  ),
-  samplingIntervalMs: env(
-    'SAMPLING_INTERVAL_MS',
-    schemas.int(15_000, 100),
-    'Grid interval: a sample at t covers [t - interval, t).',
-  ),
-  sampleDelayMs: env(
-    'SAMPLE_DELAY_MS',
-    schemas.int(1_000, 0),
-    'How long after a grid point it is sampled, so status updates up to t have arrived. Below the interval.',
-  ),
+  ...collectorConfigSpec({
+    clusterId:
+      "Cluster id, in every sample id and key. A pod's own clusterId annotation is ignored: its tenant can write it.",
+    samplingInterval: 'Grid interval: a sample at t covers [t - interval, t).',
+    sampleDelay:
+      'How long after a grid point it is sampled, so status updates up to t have arrived. Below the interval.',
+  }),
   topic: env('POD_ALLOCATIONS_TOPIC', schemas.nonEmpty(DEFAULT_TOPICS.podAllocations), 'Output topic.'),
   projectDepartments: env('PROJECT_DEPARTMENTS', schemas.stringMap(), 'JSON map project -> department.'),
   projectCustomers: env(
@@ -48,12 +30,7 @@ export const configSpec = {
     schemas.int(300_000, 0),
     "On start, re-publish grid points of visible pods (completed included) up to this far back. Keep it at or below the aggregator's DEDUPE_RETENTION_MS: older re-published points are no longer recognised as duplicates (late-topic: recorded as late; correction: billed twice).",
   ),
-  ...watchFreshnessConfigSpec,
-  maxBufferedSamples: env(
-    'MAX_BUFFERED_SAMPLES',
-    schemas.int(200_000, 1),
-    'Samples kept in memory while Kafka is unreachable; past this the oldest are dropped (logged, counted).',
-  ),
+  ...collectorBufferConfigSpec,
 } as const;
 
 export type Config = ConfigOf<typeof configSpec>;

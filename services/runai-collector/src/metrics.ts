@@ -1,4 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { collectorOutputMetrics } from '@gpu-meter/kit/runners/collector';
 
 export function collectorMetrics(registry: Registry, bufferSize: () => number) {
   return {
@@ -12,34 +13,7 @@ export function collectorMetrics(registry: Registry, bufferSize: () => number) {
       help: 'Samples for grid points before the one being processed (restart backfill, late-seen pods).',
       registers: [registry],
     }),
-    samplesPublished: new Counter({
-      name: 'gpumeter_samples_published_total',
-      help: 'Samples acknowledged by Kafka (acks=all).',
-      registers: [registry],
-    }),
-    samplesDropped: new Counter({
-      name: 'gpumeter_samples_dropped_total',
-      help: 'Samples never delivered, by reason: buffer_full (Kafka unreachable too long), shutdown (not acknowledged within the drain time), too_large (refused even alone, no dead-letter topic).',
-      labelNames: ['reason'],
-      registers: [registry],
-    }),
-    samplesDeadLettered: new Counter({
-      name: 'gpumeter_samples_dead_lettered_total',
-      help: 'Samples sent to the collector dead-letter topic, by reason: identity_too_long, message_too_large.',
-      labelNames: ['reason'],
-      registers: [registry],
-    }),
-    sampleFieldsTruncated: new Counter({
-      name: 'gpumeter_sample_fields_truncated_total',
-      help: 'String fields cut to SAMPLE_MAX_STRING_LENGTH (with a marker) before sending, by field.',
-      labelNames: ['field'],
-      registers: [registry],
-    }),
-    sendErrors: new Counter({
-      name: 'gpumeter_send_errors_total',
-      help: 'Failed sends to Kafka (retried).',
-      registers: [registry],
-    }),
+    ...collectorOutputMetrics(registry, bufferSize),
     unattributedSamples: new Counter({
       name: 'gpumeter_unattributed_samples_total',
       help: 'Samples of pods with no project, billed to the fallback subject.',
@@ -78,14 +52,6 @@ export function collectorMetrics(registry: Registry, bufferSize: () => number) {
       help: 'Kubernetes lists: the first, each periodic relist (WATCH_RELIST_INTERVALS), and each relist after 410 Gone or a failed list.',
       labelNames: ['kind'],
       registers: [registry],
-    }),
-    bufferSize: new Gauge({
-      name: 'gpumeter_send_buffer_size',
-      help: 'Samples waiting to be sent to Kafka.',
-      registers: [registry],
-      collect() {
-        this.set(bufferSize());
-      },
     }),
     trackedPods: new Gauge({
       name: 'gpumeter_tracked_pods',

@@ -3,7 +3,7 @@ import type { Registry } from 'prom-client';
 import type { ConfigOf } from '../config/env.js';
 import type { registryConfigSpec } from '../kafka/config.js';
 import type { opsConfigSpec } from '../runtime/config.js';
-import { ConfigError, errorMessage } from '../contracts/errors.js';
+import { errorMessage } from '../contracts/errors.js';
 import { createKafka, ensureTopics, type KafkaSettings } from '../kafka/client.js';
 import { createKubeConfig, type KubernetesSettings } from '../kubernetes/informers.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
@@ -12,8 +12,11 @@ import { SamplePublisher, type collectorOutputConfigSpec } from '../kafka/sample
 import { createSchemaRegistry, TopicSerde, valueSubject } from '../kafka/serde.js';
 import { deadLetterTopicSpec } from '../contracts/topics.js';
 import type { SchemaName } from '../contracts/schemas.js';
-import { exitOnStartupError, Shutdown } from '../runtime/shutdown.js';
+import { exitOnStartupError, loadConfigOrExit, Shutdown } from '../runtime/shutdown.js';
 import { retryWhileRetriable, StartupProgress } from '../runtime/startup.js';
+
+export { collectorBufferConfigSpec, collectorConfigSpec } from './collector-config.js';
+export { collectorOutputMetrics } from './collector-metrics.js';
 
 /** What every collector's configuration has: Kafka, registry, ops, Kubernetes, its topic and buffer. */
 export type CollectorSettings = KafkaSettings &
@@ -68,13 +71,7 @@ export interface CollectorWiring<C extends CollectorSettings, S, M> {
 export async function runCollector<C extends CollectorSettings, S, M>(
   wiring: CollectorWiring<C, S, M>,
 ): Promise<void> {
-  let config: C;
-  try {
-    config = wiring.loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) exitOnStartupError(undefined, error);
-    throw error;
-  }
+  const config = loadConfigOrExit(wiring.loadConfig);
   const logger = createLogger(wiring.service, config.logLevel);
   try {
     const shutdown = new Shutdown(logger);

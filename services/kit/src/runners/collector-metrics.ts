@@ -1,0 +1,40 @@
+import { Gauge, type Registry } from 'prom-client';
+import { metricsOn } from '../runtime/metrics.js';
+
+/**
+ * The metrics of a collector's output, alike in every collector: what its sample publisher feeds
+ * (`PublisherMetrics`) and the size of the send buffer. The collector's own metrics come beside them.
+ */
+export function collectorOutputMetrics(registry: Registry, bufferSize: () => number) {
+  const { counter } = metricsOn(registry);
+  return {
+    samplesPublished: counter(
+      'gpumeter_samples_published_total',
+      'Samples acknowledged by Kafka (acks=all).',
+    ),
+    samplesDropped: counter(
+      'gpumeter_samples_dropped_total',
+      'Samples never delivered, by reason: buffer_full (Kafka unreachable too long), shutdown (not acknowledged within the drain time), too_large (refused even alone, no dead-letter topic).',
+      ['reason'],
+    ),
+    samplesDeadLettered: counter(
+      'gpumeter_samples_dead_lettered_total',
+      'Samples sent to the collector dead-letter topic, by reason: identity_too_long, message_too_large.',
+      ['reason'],
+    ),
+    sampleFieldsTruncated: counter(
+      'gpumeter_sample_fields_truncated_total',
+      'String fields cut to SAMPLE_MAX_STRING_LENGTH (with a marker) before sending, by field.',
+      ['field'],
+    ),
+    sendErrors: counter('gpumeter_send_errors_total', 'Failed sends to Kafka (retried).'),
+    bufferSize: new Gauge({
+      name: 'gpumeter_send_buffer_size',
+      help: 'Samples waiting to be sent to Kafka.',
+      registers: [registry],
+      collect() {
+        this.set(bufferSize());
+      },
+    }),
+  };
+}
