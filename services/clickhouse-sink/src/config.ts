@@ -2,7 +2,7 @@ import { env, readConfig, requireWhen, schemas, type ConfigOf } from '@gpu-meter
 import { opsConfigSpec } from '@gpu-meter/kit/runtime';
 import { kafkaConfigSpec, registryConfigSpec } from '@gpu-meter/kit/kafka';
 import { clickhouseClientOptions, clickhouseConfigSpec } from '@gpu-meter/kit/clickhouse';
-import { usageEventsConsumerConfigSpec } from '@gpu-meter/kit/runners/usage-sink';
+import { usageEventsConsumerConfigSpec, usageSinkRetryConfigSpec } from '@gpu-meter/kit/runners/usage-sink';
 
 export const SERVICE_NAME = 'clickhouse-sink';
 
@@ -51,8 +51,7 @@ export const configSpec = {
     schemas.int(2000, 1, 3_600_000),
     'Longest a consumed event waits before its batch is inserted.',
   ),
-  retryInitialMs: env('RETRY_INITIAL_MS', schemas.int(200, 1), 'First retry delay while ClickHouse fails.'),
-  retryMaxMs: env('RETRY_MAX_MS', schemas.int(30_000, 1), 'Longest retry delay (the backoff cap).'),
+  ...usageSinkRetryConfigSpec('ClickHouse', { initialMs: 200, maxMs: 30_000 }),
 } as const;
 
 export type SinkConfig = ConfigOf<typeof configSpec>;

@@ -1,7 +1,7 @@
 import { env, readConfig, schemas, type ConfigOf } from '@gpu-meter/kit/config';
 import { opsConfigSpec } from '@gpu-meter/kit/runtime';
 import { kafkaConfigSpec, registryConfigSpec } from '@gpu-meter/kit/kafka';
-import { usageEventsConsumerConfigSpec } from '@gpu-meter/kit/runners/usage-sink';
+import { usageEventsConsumerConfigSpec, usageSinkRetryConfigSpec } from '@gpu-meter/kit/runners/usage-sink';
 
 export const SERVICE_NAME = 'openmeter-forwarder';
 
@@ -48,8 +48,7 @@ export const configSpec = {
     'Longest a consumed event waits before its batch is sent.',
   ),
   requestTimeoutMs: env('OPENMETER_TIMEOUT_MS', schemas.int(10_000, 1), 'Timeout of one POST.'),
-  retryInitialMs: env('RETRY_INITIAL_MS', schemas.int(500, 1), 'First retry delay while OpenMeter fails.'),
-  retryMaxMs: env('RETRY_MAX_MS', schemas.int(60_000, 1), 'Longest retry delay (the backoff cap).'),
+  ...usageSinkRetryConfigSpec('OpenMeter', { initialMs: 500, maxMs: 60_000 }),
   retryAfterMaxMs: env(
     'RETRY_AFTER_MAX_MS',
     schemas.int(300_000, 0),

@@ -34,3 +34,21 @@ export function usageEventsConsumerConfigSpec(
     fromBeginning: env('CONSUME_FROM_BEGINNING', schemas.bool(start.fromBeginning), start.fromBeginningDoc),
   } as const;
 }
+
+/**
+ * The back-off of a sink's batch consumer while its destination (`ClickHouse`, `OpenMeter`) fails: the first
+ * retry delay and the cap, with the sink's own defaults.
+ */
+export function usageSinkRetryConfigSpec(
+  destination: string,
+  defaults: { initialMs: number; maxMs: number },
+) {
+  return {
+    retryInitialMs: env(
+      'RETRY_INITIAL_MS',
+      schemas.int(defaults.initialMs, 1),
+      `First retry delay while ${destination} fails.`,
+    ),
+    retryMaxMs: env('RETRY_MAX_MS', schemas.int(defaults.maxMs, 1), 'Longest retry delay (the backoff cap).'),
+  } as const;
+}

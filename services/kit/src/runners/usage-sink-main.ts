@@ -7,7 +7,6 @@ import type { registryConfigSpec } from '../kafka/config.js';
 import type { opsConfigSpec } from '../runtime/config.js';
 import type { usageEventsConsumerConfigSpec } from './usage-sink-config.js';
 import { deadLetterMessage } from '../kafka/dead-letter.js';
-import { ConfigError } from '../contracts/errors.js';
 import { createKafka, ensureTopics, type KafkaSettings } from '../kafka/client.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
 import {
@@ -20,10 +19,10 @@ import type { UsageEvent } from '../contracts/schemas.js';
 import { sendInChunks } from '../kafka/send-chunks.js';
 import { createSchemaRegistry, TopicSerde } from '../kafka/serde.js';
 import { deadLetterTopicSpec } from '../contracts/topics.js';
-import { exitOnStartupError, Shutdown } from '../runtime/shutdown.js';
+import { exitOnStartupError, loadConfigOrExit, Shutdown } from '../runtime/shutdown.js';
 import { StartupProgress } from '../runtime/startup.js';
 
-export { usageEventsConsumerConfigSpec } from './usage-sink-config.js';
+export { usageEventsConsumerConfigSpec, usageSinkRetryConfigSpec } from './usage-sink-config.js';
 
 /** What every usage-events sink's configuration has (the shared consumer spec, Kafka, registry, ops). */
 export type UsageSinkSettings = KafkaSettings &
@@ -77,13 +76,7 @@ export function runUsageEventsSink<C extends UsageSinkSettings, T>(options: {
   readonly setup: (context: UsageSinkContext<C>) => Promise<UsageSink<T>>;
 }): void {
   const { service } = options;
-  let config: C;
-  try {
-    config = options.loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) exitOnStartupError(undefined, error);
-    throw error;
-  }
+  const config = loadConfigOrExit(options.loadConfig);
   const logger = createLogger(service, config.logLevel);
   const shutdown = new Shutdown(logger);
   shutdown.installSignalHandlers();
