@@ -287,47 +287,33 @@ function keyOf(object: KubernetesObject): string {
   return metadata.uid || `${metadata.namespace ?? ''}/${metadata.name ?? ''}`;
 }
 
-/** Pods of the whole cluster (optionally filtered by a label selector). */
-export function podInformer(
-  kc: KubeConfig,
-  events: InformerEvents<V1Pod>,
-  logger: Logger,
-  hooks: InformerHooks = {},
-  options: InformerOptions = {},
-): ResilientInformer<V1Pod> {
-  const api = kc.makeApiClient(CoreV1Api);
-  const { labelSelector } = options;
-  return new ResilientInformer<V1Pod>(
-    kc,
-    'pods',
-    '/api/v1/pods',
-    () => api.listPodForAllNamespaces(labelSelector ? { labelSelector } : {}),
-    events,
-    logger,
-    hooks,
-    options,
-  );
+/**
+ * An informer maker for one kind of the core API: makes its client and a ResilientInformer that lists
+ * through `list` (given the informer's options) and watches `path`.
+ */
+function coreInformer<T extends KubernetesObject>(
+  kind: string,
+  path: string,
+  list: (api: CoreV1Api, options: InformerOptions) => Promise<ListResult<T>>,
+) {
+  return (
+    kc: KubeConfig,
+    events: InformerEvents<T>,
+    logger: Logger,
+    hooks: InformerHooks = {},
+    options: InformerOptions = {},
+  ): ResilientInformer<T> => {
+    const api = kc.makeApiClient(CoreV1Api);
+    return new ResilientInformer<T>(kc, kind, path, () => list(api, options), events, logger, hooks, options);
+  };
 }
 
-export function nodeInformer(
-  kc: KubeConfig,
-  events: InformerEvents<V1Node>,
-  logger: Logger,
-  hooks: InformerHooks = {},
-  options: InformerOptions = {},
-): ResilientInformer<V1Node> {
-  const api = kc.makeApiClient(CoreV1Api);
-  return new ResilientInformer<V1Node>(
-    kc,
-    'nodes',
-    '/api/v1/nodes',
-    () => api.listNode(),
-    events,
-    logger,
-    hooks,
-    options,
-  );
-}
+/** Pods of the whole cluster (optionally filtered by a label selector). */
+export const podInformer = coreInformer<V1Pod>('pods', '/api/v1/pods', (api, { labelSelector }) =>
+  api.listPodForAllNamespaces(labelSelector ? { labelSelector } : {}),
+);
+
+export const nodeInformer = coreInformer<V1Node>('nodes', '/api/v1/nodes', (api) => api.listNode());
 
 /** How often a ClusterCache relists, and how long without proof its cache stays fresh. */
 export interface ClusterCacheOptions {
