@@ -1,34 +1,25 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import type { ConfigOf } from '../config/env.js';
-import type { registryConfigSpec } from '../kafka/config.js';
-import type { opsConfigSpec } from '../runtime/config.js';
 import { errorMessage } from '../contracts/errors.js';
-import { createKafka, ensureTopics, type KafkaSettings } from '../kafka/client.js';
-import { createKubeConfig, type KubernetesSettings } from '../kubernetes/informers.js';
+import { createKafka, ensureTopics } from '../kafka/client.js';
+import { createKubeConfig } from '../kubernetes/informers.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
 import { buildOpsServer, createMetricsRegistry, startOpsServer } from '../runtime/ops-server.js';
-import { SamplePublisher, type collectorOutputConfigSpec } from '../kafka/sample-publisher.js';
+import { SamplePublisher } from '../kafka/sample-publisher.js';
 import { createSchemaRegistry, TopicSerde, valueSubject } from '../kafka/serde.js';
 import { deadLetterTopicSpec } from '../contracts/topics.js';
 import type { SchemaName } from '../contracts/schemas.js';
 import { exitOnStartupError, loadConfigOrExit, Shutdown } from '../runtime/shutdown.js';
 import { retryWhileRetriable, StartupProgress } from '../runtime/startup.js';
+import type { collectorBufferConfigSpec, collectorConfigSpec } from './collector-config.js';
 
 export { collectorBufferConfigSpec, collectorConfigSpec } from './collector-config.js';
 export { collectorOutputMetrics } from './collector-metrics.js';
 
-/** What every collector's configuration has: Kafka, registry, ops, Kubernetes, its topic and buffer. */
-export type CollectorSettings = KafkaSettings &
-  ConfigOf<typeof registryConfigSpec> &
-  ConfigOf<typeof opsConfigSpec> &
-  ConfigOf<typeof collectorOutputConfigSpec> &
-  KubernetesSettings & {
-    readonly topic: string;
-    readonly maxBufferedSamples: number;
-    readonly samplingIntervalMs: number;
-    readonly clusterId: string;
-  };
+/** What every collector's configuration has: the shared collector specs and its output topic. */
+export type CollectorSettings = ConfigOf<ReturnType<typeof collectorConfigSpec>> &
+  ConfigOf<typeof collectorBufferConfigSpec> & { readonly topic: string };
 
 /** The counters a collector's publisher feeds. */
 export interface PublisherMetrics {
