@@ -5,7 +5,7 @@ import { BatchConsumer } from '../kafka/batch-consumer.js';
 import type { ConfigOf } from '../config/env.js';
 import type { registryConfigSpec } from '../kafka/config.js';
 import type { opsConfigSpec } from '../runtime/config.js';
-import type { usageEventsConsumerConfigSpec } from './usage-sink-config.js';
+import type { usageEventsConsumerConfigSpec, usageSinkRetryConfigSpec } from './usage-sink-config.js';
 import { deadLetterMessage } from '../kafka/dead-letter.js';
 import { createKafka, ensureTopics, type KafkaSettings } from '../kafka/client.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
@@ -28,10 +28,9 @@ export { usageEventsConsumerConfigSpec, usageSinkRetryConfigSpec } from './usage
 export type UsageSinkSettings = KafkaSettings &
   ConfigOf<typeof registryConfigSpec> &
   ConfigOf<typeof opsConfigSpec> &
-  ConfigOf<ReturnType<typeof usageEventsConsumerConfigSpec>> & {
+  ConfigOf<ReturnType<typeof usageEventsConsumerConfigSpec>> &
+  ConfigOf<ReturnType<typeof usageSinkRetryConfigSpec>> & {
     readonly batchMaxWaitMs: number;
-    readonly retryInitialMs: number;
-    readonly retryMaxMs: number;
   };
 
 /** What a sink sets up for itself, given its configuration, logger, shutdown and metrics registry. */
