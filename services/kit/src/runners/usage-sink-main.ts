@@ -9,12 +9,8 @@ import type { usageEventsConsumerConfigSpec, usageSinkRetryConfigSpec } from './
 import { deadLetterMessage } from '../kafka/dead-letter.js';
 import { createKafka, ensureTopics, type KafkaSettings } from '../kafka/client.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
-import {
-  buildOpsServer,
-  createMetricsRegistry,
-  startOpsServer,
-  type ReadinessCheck,
-} from '../runtime/ops-server.js';
+import { buildOpsServer, startOpsServer, type ReadinessCheck } from '../runtime/ops-server.js';
+import { createMetricsRegistry } from '../runtime/metrics.js';
 import type { UsageEvent } from '../contracts/schemas.js';
 import { sendInChunks } from '../kafka/send-chunks.js';
 import { createSchemaRegistry, TopicSerde } from '../kafka/serde.js';

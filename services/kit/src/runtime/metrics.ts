@@ -1,4 +1,12 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** A process's registry: the Node.js default metrics, every series labelled with the service's name. */
+export function createMetricsRegistry(service: string): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service });
+  collectDefaultMetrics({ register: registry });
+  return registry;
+}
 
 /**
  * Makers of the metrics a process registers on its registry (the ops server's /metrics): a counter, gauge or

@@ -1,5 +1,5 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { errorMessage } from '../contracts/errors.js';
 import type { Logger } from './logger.js';
 
@@ -8,13 +8,6 @@ export type Readiness = boolean | { readonly ready: boolean; readonly reason?: s
 
 /** A dependency the service needs; /readyz is 200 only while every check passes. */
 export type ReadinessCheck = () => Readiness | Promise<Readiness>;
-
-export function createMetricsRegistry(service: string): Registry {
-  const registry = new Registry();
-  registry.setDefaultLabels({ service });
-  collectDefaultMetrics({ register: registry });
-  return registry;
-}
 
 /**
  * The ops HTTP surface: /healthz (the process is alive), /readyz (its dependencies are connected) and
