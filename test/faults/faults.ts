@@ -115,7 +115,6 @@ async function runTrial(trial: Trial, scenario: Scenario): Promise<TrialResult> 
     // Two replicas of each collector: DCGM gauges have no history, so a scrape missed while the only
     // bandwidth collector is down cannot be backfilled. Replicas publish the same ids; the aggregator dedupes.
     replicas: { 'runai-collector': 2, 'bandwidth-collector': 2 },
-    serviceEnv: { LOG_LEVEL: 'info' },
     // Two aggregators and six collectors start on two loaded cores: 8 s was not always enough (a bandwidth
     // collector ready 2.3 s after the start missed the first grid point of a relabel trial).
     leadMs: 20_000,

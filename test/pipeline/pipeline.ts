@@ -153,6 +153,8 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
 
   const common: Record<string, string> = {
     ...options.stackEnv,
+    // PIPELINE_LOG_LEVEL=debug makes the aggregator log each transaction, for diagnosing a difference.
+    LOG_LEVEL: process.env.PIPELINE_LOG_LEVEL ?? 'info',
     ...options.serviceEnv,
     POD_ALLOCATIONS_TOPIC: topics.podAllocations,
     BANDWIDTH_SAMPLES_TOPIC: topics.bandwidthSamples,

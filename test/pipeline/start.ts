@@ -26,7 +26,6 @@ const pipeline = await startPipeline({
   windowMs: Number(values['window-ms']),
   intervalMs: Number(values['interval-ms']),
   naming: 'run',
-  serviceEnv: { LOG_LEVEL: 'info' },
   log: say,
 });
 

@@ -22,11 +22,7 @@ export async function verifyScenario(options: {
   log: (line: string) => void;
 }): Promise<{ ok: boolean; differences: number; table: string }> {
   const scenario = loadScenario(options.scenarioFile);
-  const pipeline = await startPipeline({
-    ...options,
-    scenario,
-    serviceEnv: { LOG_LEVEL: process.env.PIPELINE_LOG_LEVEL ?? 'info' },
-  });
+  const pipeline = await startPipeline({ ...options, scenario });
   try {
     // The last compared window closes after its end + grace (2 intervals); allow the sinks a moment more.
     const settleAt = pipeline.range.toMs + 2 * options.intervalMs + 2_000;
