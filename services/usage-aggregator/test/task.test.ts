@@ -141,6 +141,49 @@ describe('task', () => {
     expect(withoutGap.held.late).toHaveLength(1);
   });
 
+  it('adds up the quiet time seen between stalls: repeated stalls do not hold a quiet input forever', () => {
+    // A loaded machine (issue 13) stalls the whole stack for longer than the contact gap every few seconds.
+    // An input with no records (an empty partition) must still stop holding after IDLE_ADVANCE_MS of quiet
+    // seen in the awake stretches; restarting its count at every stall kept every window open.
+    const d = new AggregatorDriver({ ...baseSettings, contactGapMs: 2000 });
+    const nothing = { offset: null, metadata: null };
+    d.assign(0, pair(0, nothing, nothing), 0);
+    d.observeEnd(BW, 0, 0); // read up, and nothing will ever come
+    const closedAt: number[] = [];
+    let offset = 0;
+    let observed = 250;
+    // Cycles of 4 contacts a second apart, then 6 s without one; the pod backlog arrives on waking.
+    for (let cycle = 0; cycle < 7; cycle++) {
+      for (let second = 0; second < 4; second++) {
+        const now = cycle * 9000 + second * 1000 + 1000;
+        const batch = [];
+        for (; observed <= now; observed += 250) batch.push(rec(offset++, sample(`s${observed}`, observed)));
+        d.observeEnd(POD, 0, offset);
+        const step = d.process(0, batch, now);
+        if (step.events.some((e) => e.windowStartMs === 1000)) closedAt.push(now);
+      }
+    }
+    // Quiet seen: 4 s up to the first stall (from the assignment at 0), then 3 s between the contacts of
+    // each awake stretch, so the 10 s are reached at the last contact of the third one (wall 22 s).
+    expect(closedAt).toEqual([22_000]);
+  });
+
+  it('leaves an outage out of an input\'s quiet time but keeps the quiet seen before it', () => {
+    const d = new AggregatorDriver({ ...baseSettings, contactGapMs: 2000 });
+    const nothing = { offset: null, metadata: null };
+    d.assign(0, pair(0, nothing, nothing), 0);
+    d.observeEnd(BW, 0, 0);
+    d.observeEnd(POD, 0, 1);
+    d.process(0, [rec(0, sample('a', 1250))], 1000);
+    for (let now = 2000; now <= 6000; now += 1000) d.tick(0, now); // 5 s of quiet seen after the pod sample
+    // Kafka unreachable from 6 s to 26 s: 20 s that are not quiet. 5 s more of quiet are still needed, so
+    // the window closes at 31 s: not at 26 s (the outage counted) nor at 36 s (the count restarted).
+    const closedAt: number[] = [];
+    for (let now = 26_000; now <= 40_000; now += 1000)
+      if (d.tick(0, now).events.some((e) => e.windowStartMs === 1000)) closedAt.push(now);
+    expect(closedAt).toEqual([31_000]);
+  });
+
   it('waits for an input that is behind (min watermark) even if the other is far ahead', () => {
     const d = fresh();
     d.observeEnd(POD, 0, 10);
