@@ -72,7 +72,7 @@ export const aggregatorConfigSpec = {
         (value) => value === undefined || /^\d+$/.test(value.trim()),
         'must be a non-negative integer (ms)',
       ),
-    'Wall-clock silence after which a read-up input stops holding stream time back, and with all inputs quiet stream time follows the clock (default = GRACE_MS). A Kafka outage longer than half of it does not count as silence: the count starts again when Kafka answers. Keep it above the time your collectors need to deliver what they buffered once Kafka is back (or after they restart): samples that come later than this after going quiet can land in closed windows (late).',
+    'Wall-clock silence after which a read-up input stops holding stream time back, and with all inputs quiet stream time follows the clock (default = GRACE_MS). A silence in contact with Kafka longer than half of it (an outage, a stalled machine) does not count as quiet; the quiet seen before it does. Keep it above the time your collectors need to deliver what they buffered once Kafka is back (or after they restart): samples that come later than this after going quiet can land in closed windows (late).',
   ),
   dedupeRetentionMs: env(
     'DEDUPE_RETENTION_MS',
@@ -133,7 +133,7 @@ export type AggregatorConfig = Omit<ConfigOf<typeof aggregatorConfigSpec>, 'idle
 export type RunningConfig = AggregatorConfig & { readonly tasks: number };
 
 /**
- * The silence between contacts with Kafka after which every input's quiet time starts again
+ * The silence between contacts with Kafka that is left out of every input's quiet time
  * (`TaskSettings.contactGapMs`): half of IDLE_ADVANCE_MS, so an outage cannot use the idle advance up, but
  * never less than three ticks, so a slow tick or two on a busy machine does not count as an outage.
  */

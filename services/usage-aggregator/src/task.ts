@@ -26,7 +26,7 @@ export interface TaskSettings {
   readonly dedupeRetentionMs: number;
   /**
    * Longest silence expected between two contacts with Kafka (a fetched batch or a tick's end offsets).
-   * After a longer one, every input's quiet time starts again (see `contact`). Absent: not checked.
+   * A longer one does not count as any input's quiet time (see `contact`). Absent: not checked.
    */
   readonly contactGapMs?: number;
 }
@@ -42,7 +42,10 @@ export interface InputState {
   through: number | null;
   /** Latest known log end offset; null until a fetch or poll told us. */
   end: number | null;
-  /** Wall clock of the last record on this input (or of the restore, or of the contact after an outage). */
+  /**
+   * Wall clock of the last record on this input (or of the restore), moved later by every silence in
+   * contact with Kafka since, so `now - lastRecordMs` is the quiet time that could be seen.
+   */
   lastRecordMs: number;
 }
 
@@ -291,14 +294,17 @@ export class Task {
   }
 
   /**
-   * The shell reached Kafka at nowMs. After a silence longer than `contactGapMs` (Kafka unreachable), every
-   * input's quiet time starts again: the producers held up by the same outage deliver only now, and an input
-   * may stop holding stream time back only after IDLE_ADVANCE_MS of quiet that could be seen, not of outage.
+   * The shell reached Kafka at nowMs. A silence longer than `contactGapMs` (Kafka unreachable, or the whole
+   * machine stalled) is left out of every input's quiet time: the producers held up by the same silence
+   * deliver only now, so an input stops holding stream time back only after IDLE_ADVANCE_MS of quiet that
+   * could be seen. The quiet seen before the silence still counts: restarting the count instead kept a
+   * quiet input holding for as long as a loaded machine kept stalling (issue 13).
    */
   contact(nowMs: number): void {
     const gap = this.settings.contactGapMs;
-    if (gap !== undefined && nowMs - this.lastContactMs > gap)
-      for (const input of this.inputs) input.lastRecordMs = Math.max(input.lastRecordMs, nowMs);
+    const silence = nowMs - this.lastContactMs;
+    if (gap !== undefined && silence > gap)
+      for (const input of this.inputs) input.lastRecordMs = Math.min(input.lastRecordMs + silence, nowMs);
     this.lastContactMs = Math.max(this.lastContactMs, nowMs);
   }
 

@@ -22,7 +22,7 @@ describe('config', () => {
     expect(loadConfig({ ...minimal, GRACE_MS: '100' }).idleAdvanceMs).toBe(100);
   });
 
-  it('restarts quiet time after a contact gap of half the idle advance, never under three ticks', () => {
+  it('leaves out of quiet time a contact gap of half the idle advance, never under three ticks', () => {
     expect(contactGapMs(loadConfig(minimal))).toBe(15_000);
     expect(contactGapMs(loadConfig({ ...minimal, IDLE_ADVANCE_MS: '1000', TICK_MS: '500' }))).toBe(1500);
   });
