@@ -1,5 +1,6 @@
 import type { IHeaders } from 'kafkajs';
 import { errorMessage } from '../contracts/errors.js';
+import { backoffCeiling } from '../runtime/backoff.js';
 import type { Logger } from '../runtime/logger.js';
 import { chunksBySize, MAX_SEND_BYTES, messageBytes, tooLargeType } from './send-chunks.js';
 
@@ -20,6 +21,7 @@ export interface BufferedSenderOptions {
   readonly maxBatch?: number;
   /** Bytes per send (MAX_SEND_BYTES, half the broker's default max.message.bytes); lowered when the broker refuses. */
   readonly maxBatchBytes?: number;
+  /** Waits between failed sends: `backoffCeiling` from this (default 200 ms) doubling up to retryMaxMs (5 s). */
   readonly retryInitialMs?: number;
   readonly retryMaxMs?: number;
   readonly logger: Logger;
@@ -123,10 +125,10 @@ export class BufferedSender {
           continue;
         }
         this.failures += 1;
-        const delayMs = Math.min(
-          this.options.retryMaxMs ?? 5_000,
-          (this.options.retryInitialMs ?? 200) * 2 ** Math.min(this.failures - 1, 10),
-        );
+        const delayMs = backoffCeiling(this.failures - 1, {
+          initialMs: this.options.retryInitialMs ?? 200,
+          maxMs: this.options.retryMaxMs ?? 5_000,
+        });
         this.options.logger.warn(
           { err: errorMessage(error), buffered: this.queue.length, retryInMs: delayMs },
           'send failed; keeping the samples and retrying',
