@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { V1Pod } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '@gpu-meter/kit/runtime';
-import { createKubeConfig, podInformer } from '@gpu-meter/kit/kubernetes';
+import { ClusterCache, createKubeConfig, podInformer } from '@gpu-meter/kit/kubernetes';
 
 const logger = createLogger('test', 'silent');
 const pod = (name: string, rv: string) => ({
@@ -89,5 +89,52 @@ describe('ResilientInformer', () => {
       'list rv=',
       'watch rv=30',
     ]);
+  });
+});
+
+describe('ClusterCache on a slow API server', () => {
+  let server: Server | undefined;
+  afterEach(async () => {
+    server?.closeAllConnections();
+    await new Promise((resolve) => server?.close(resolve));
+  });
+
+  // Beside two CPU hogs a real kube-apiserver answered lists in over 2 s. Aborting each such list at the
+  // slack before staleness (here 6 s - 4 s) and starting another as slow left the cache unlisted, and a
+  // pod created and removed meanwhile was never billed.
+  it('waits for a list slower than the slack before staleness instead of aborting it', async () => {
+    const requests: string[] = [];
+    server = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      const watch = url.searchParams.get('watch') === 'true';
+      requests.push(`${watch ? 'watch' : 'list'} ${url.pathname}`);
+      if (watch) return void res.writeHead(200, { 'content-type': 'application/json' }).write('');
+      const kind = url.pathname.endsWith('/pods') ? 'PodList' : 'NodeList';
+      const items = kind === 'PodList' ? [pod('a', '5')] : [];
+      setTimeout(() => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ kind, apiVersion: 'v1', metadata: { resourceVersion: '10' }, items }));
+      }, 2_500);
+    });
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const kc = createKubeConfig({ k8sApiUrl: `http://127.0.0.1:${port}`, kubeconfig: undefined });
+    const errors: string[] = [];
+    const cache = new ClusterCache(
+      kc,
+      logger,
+      { onError: (_kind, error) => errors.push(String(error)) },
+      { relistMs: 4_000, staleAfterMs: 6_000 },
+    );
+    // Each list answers after 2.5 s: a cache that waits for it is listed well inside 5 s.
+    const listed = await Promise.race([
+      cache.start().then(() => true),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5_000)),
+    ]);
+    await cache.stop();
+    expect(errors).toEqual([]);
+    expect(listed).toBe(true);
+    expect(cache.pods.get('uid-a')).toBeDefined();
+    expect(requests.filter((request) => request.startsWith('list'))).toHaveLength(2);
   });
 });
