@@ -315,6 +315,9 @@ export const podInformer = coreInformer<V1Pod>('pods', '/api/v1/pods', (api, { l
 
 export const nodeInformer = coreInformer<V1Node>('nodes', '/api/v1/nodes', (api) => api.listNode());
 
+/** The shortest time a list may take before it counts as hung (the default intervals give 30 s too). */
+const MIN_LIST_TIMEOUT_MS = 30_000;
+
 /** How often a ClusterCache relists, and how long without proof its cache stays fresh. */
 export interface ClusterCacheOptions {
   readonly relistMs: number;
@@ -341,10 +344,12 @@ export class ClusterCache {
     hooks: InformerHooks = {},
     private readonly options: ClusterCacheOptions = DEFAULT_CLUSTER_CACHE_OPTIONS,
   ) {
-    // A relist that takes longer than the slack before staleness could not keep the cache fresh anyway.
+    // The timeout only repairs a hung list. A slow one (a large cluster, a loaded API server) is waited
+    // for: aborting it and starting another as slow never lists at all, and a pod created and removed
+    // meanwhile is never seen. Meanwhile the cache turns stale by the age of its last proof, as it must.
     const informerOptions = {
       relistMs: options.relistMs,
-      listTimeoutMs: Math.max(1, options.staleAfterMs - options.relistMs),
+      listTimeoutMs: Math.max(MIN_LIST_TIMEOUT_MS, options.staleAfterMs - options.relistMs),
     };
     this.podWatch = podInformer(
       kc,
