@@ -153,11 +153,14 @@ export class AggregatorService {
       eachBatchAutoResolve: false,
       eachBatch: (payload) => this.exclusive(() => this.onBatch(payload)),
     });
-    this.ticker = setInterval(() => {
-      void this.exclusive(() => this.onTick()).catch((error) =>
-        this.logger.warn({ err: error }, 'idle tick failed; retrying next tick'),
-      );
-    }, config.tickMs);
+    this.ticker = setInterval(() => this.tick(), config.tickMs);
+  }
+
+  /** The ticker's turn: an idle tick queued behind the batches, ticks and rebalances before it. */
+  private tick(): void {
+    void this.exclusive(() => this.onTick()).catch((error) =>
+      this.logger.warn({ err: error }, 'idle tick failed; retrying next tick'),
+    );
   }
 
   /**

@@ -1,0 +1,84 @@
+import type { Admin, Kafka } from 'kafkajs';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { UsageEvent } from '@gpu-meter/kit/contracts';
+import { createLogger } from '@gpu-meter/kit/runtime';
+import type { TopicSerde } from '@gpu-meter/kit/kafka';
+import type { RunningConfig } from '../src/config.js';
+import type { AggregatorMetrics } from '../src/metrics.js';
+import type { RemoteDriver } from '../src/remote-driver.js';
+import { AggregatorService } from '../src/service.js';
+
+/**
+ * Issue 13 (a loaded machine): ticks, batches and rebalances take turns (`exclusive`), and a batch waiting
+ * for its turn cannot heartbeat. Beside two CPU hogs an idle tick (the raw topics' end offsets, then the
+ * worker) took longer than TICK_MS: queued once per TICK_MS whatever the backlog, the ticks piled up, a
+ * batch waited behind them, and the member was evicted at the session timeout with every window unbilled
+ * for two minutes. A service with task 0 restored (its private state set directly), a broker that answers
+ * end offsets after 2.5 s and a worker that answers at once.
+ */
+const TICK_MS = 1_000;
+const END_OFFSETS_MS = 2_500; // two raw topics: one tick takes 5 s
+
+interface Internals {
+  tasks: Map<number, number>;
+  owned: number[];
+  tick(): void;
+  exclusive<T>(work: () => Promise<T>): Promise<T>;
+}
+
+function service(): { aggregator: Internals; endOffsetCalls: () => number } {
+  const config = {
+    tasks: 1,
+    tickMs: TICK_MS,
+    sessionTimeoutMs: 30_000,
+    podAllocationsTopic: 'pods',
+    bandwidthSamplesTopic: 'bandwidth',
+  } as unknown as RunningConfig;
+  let calls = 0;
+  const admin = {
+    fetchTopicOffsets: async () => {
+      calls += 1;
+      await new Promise((resolve) => setTimeout(resolve, END_OFFSETS_MS));
+      return [{ partition: 0, offset: '0', high: '0', low: '0' }];
+    },
+  } as unknown as Admin;
+  const driver = {
+    call: async () => ({ step: { events: [], commits: [] } }),
+  } as unknown as RemoteDriver;
+  const metrics = { partitions: { set: () => {} } } as unknown as AggregatorMetrics;
+  const aggregator = new AggregatorService(
+    config,
+    {} as Kafka,
+    admin,
+    driver,
+    {} as TopicSerde<UsageEvent>,
+    createLogger('test', 'silent'),
+    metrics,
+    () => {},
+  ) as unknown as Internals;
+  aggregator.tasks.set(0, 1);
+  aggregator.owned = [0];
+  return { aggregator, endOffsetCalls: () => calls };
+}
+
+describe('AggregatorService idle ticks slower than TICK_MS', () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  it('are not queued behind one another: a batch waits for one tick at most, not for a backlog', async () => {
+    const { aggregator, endOffsetCalls } = service();
+    // 20 s of the ticker firing every TICK_MS while each tick takes 5 s.
+    for (let elapsed = 0; elapsed < 20_000; elapsed += TICK_MS) {
+      aggregator.tick();
+      await vi.advanceTimersByTimeAsync(TICK_MS);
+    }
+    let batchRanAfterMs: number | undefined;
+    const queuedAt = Date.now();
+    void aggregator.exclusive(async () => void (batchRanAfterMs = Date.now() - queuedAt));
+    await vi.advanceTimersByTimeAsync(120_000);
+    // The tick in progress (up to 5 s) and, at most, the one the ticker queued meanwhile.
+    expect(batchRanAfterMs).toBeLessThanOrEqual(2 * 2 * END_OFFSETS_MS);
+    // Each tick still asked for both topics' end offsets: 4 ticks in 20 s, and no more after the batch.
+    expect(endOffsetCalls()).toBeLessThanOrEqual(2 * (20_000 / (2 * END_OFFSETS_MS) + 2));
+  });
+});
