@@ -69,6 +69,8 @@ export class AggregatorService {
   private partitionCounts = new Map<string, number>();
   private consumer: Consumer | undefined;
   private ticker: NodeJS.Timeout | undefined;
+  /** An idle tick is queued or running (see `tick`). */
+  private tickPending = false;
   private queue: Promise<unknown> = Promise.resolve();
   private stopped = false;
   ready = false;
@@ -156,11 +158,18 @@ export class AggregatorService {
     this.ticker = setInterval(() => this.tick(), config.tickMs);
   }
 
-  /** The ticker's turn: an idle tick queued behind the batches, ticks and rebalances before it. */
+  /**
+   * The ticker's turn: an idle tick queued behind the batches and rebalances before it, unless one is
+   * still queued or running. A batch waiting for its turn cannot heartbeat, so ticks slower than TICK_MS
+   * (a loaded machine: two topics' end offsets, then the worker) must not pile up in front of it; beside
+   * two CPU hogs they did, and the member was evicted at the session timeout.
+   */
   private tick(): void {
-    void this.exclusive(() => this.onTick()).catch((error) =>
-      this.logger.warn({ err: error }, 'idle tick failed; retrying next tick'),
-    );
+    if (this.tickPending) return;
+    this.tickPending = true;
+    void this.exclusive(() => this.onTick())
+      .catch((error) => this.logger.warn({ err: error }, 'idle tick failed; retrying next tick'))
+      .finally(() => (this.tickPending = false));
   }
 
   /**
