@@ -1,0 +1,92 @@
+import type { Admin, Kafka } from 'kafkajs';
+import { describe, expect, it } from 'vitest';
+import type { UsageEvent } from '@gpu-meter/kit/contracts';
+import { createLogger } from '@gpu-meter/kit/runtime';
+import type { TopicSerde } from '@gpu-meter/kit/kafka';
+import type { RunningConfig } from '../src/config.js';
+import type { AggregatorMetrics } from '../src/metrics.js';
+import type { RemoteDriver } from '../src/remote-driver.js';
+import { AggregatorService } from '../src/service.js';
+
+/**
+ * Issue 13 point 7: a kafkajs consumer crash must not leave the aggregator "ready" while its ticker runs
+ * on. kafkajs reports a crash it restarts from (restart: true) and one it gives up on (restart: false); the
+ * consumer here is a stand-in that only emits those events, as kafkajs's does (GROUP_JOIN after each join).
+ */
+class ConsumerEvents {
+  readonly events = { GROUP_JOIN: 'consumer.group_join', CRASH: 'consumer.crash' } as const;
+  private readonly handlers = new Map<string, (event: { payload: unknown }) => void>();
+  on(event: string, handler: (event: { payload: unknown }) => void) {
+    this.handlers.set(event, handler);
+    return () => this.handlers.delete(event);
+  }
+  emit(event: string, payload: unknown): void {
+    this.handlers.get(event)?.({ payload });
+  }
+  connect = async () => {};
+  subscribe = async () => {};
+  run = async () => {};
+  disconnect = async () => {};
+}
+
+async function settled(): Promise<void> {
+  // GROUP_JOIN's reassignment runs on the service's queue: a few turns of the event loop.
+  for (let i = 0; i < 10; i += 1) await new Promise((resolve) => setImmediate(resolve));
+}
+
+function started() {
+  const consumer = new ConsumerEvents();
+  const config = {
+    tasks: 1,
+    tickMs: 60_000,
+    sessionTimeoutMs: 30_000,
+    podAllocationsTopic: 'pods',
+    bandwidthSamplesTopic: 'bandwidth',
+  } as unknown as RunningConfig;
+  const aggregator = new AggregatorService(
+    config,
+    { consumer: () => consumer } as unknown as Kafka,
+    {} as Admin,
+    { call: async () => ({}) } as unknown as RemoteDriver,
+    {} as TopicSerde<UsageEvent>,
+    createLogger('test', 'silent'),
+    {} as AggregatorMetrics,
+    () => {},
+  );
+  const lost: unknown[] = [];
+  return { aggregator, consumer, lost, start: () => aggregator.start((error) => lost.push(error)) };
+}
+
+describe('AggregatorService readiness through consumer crashes', () => {
+  it('is not ready from a crash kafkajs restarts from until the group has assigned tasks again', async () => {
+    const { aggregator, consumer, lost, start } = started();
+    await start();
+    expect(aggregator.ready).toBe(false);
+    consumer.emit(consumer.events.GROUP_JOIN, { memberAssignment: {} });
+    await settled();
+    expect(aggregator.ready).toBe(true);
+
+    consumer.emit(consumer.events.CRASH, { error: new Error('broker gone'), restart: true });
+    expect(aggregator.ready).toBe(false);
+    await settled();
+    expect(aggregator.ready).toBe(false);
+    expect(lost).toEqual([]);
+
+    consumer.emit(consumer.events.GROUP_JOIN, { memberAssignment: {} });
+    await settled();
+    expect(aggregator.ready).toBe(true);
+    await aggregator.stop();
+  });
+
+  it('is not ready, and reports the consumer lost, after a crash kafkajs will not restart from', async () => {
+    const { aggregator, consumer, lost, start } = started();
+    await start();
+    consumer.emit(consumer.events.GROUP_JOIN, { memberAssignment: {} });
+    await settled();
+    const error = new Error('not retriable');
+    consumer.emit(consumer.events.CRASH, { error, restart: false });
+    expect(aggregator.ready).toBe(false);
+    expect(lost).toEqual([error]);
+    await aggregator.stop();
+  });
+});
