@@ -114,7 +114,7 @@ async function main(): Promise<void> {
         process.exit(1);
       },
     );
-    readiness.kafka = () => aggregator.ready;
+    readiness.kafka = () => aggregator.readiness();
     await startup.step(`consumer of the raw topics (group ${config.consumerGroupId})`, () =>
       aggregator.start((error) => {
         // Its tasks resume elsewhere, or here after a restart, from the committed offsets.

@@ -1,5 +1,10 @@
 import { ConfigError, ErrorCodes, errorMessage, type UsageEvent } from '@gpu-meter/kit/contracts';
-import { heartbeatIntervalFor, waitWhileHeartbeating, type Logger } from '@gpu-meter/kit/runtime';
+import {
+  heartbeatIntervalFor,
+  waitWhileHeartbeating,
+  type Logger,
+  type Readiness,
+} from '@gpu-meter/kit/runtime';
 import { retryConcurrentTransactions, sendInChunks, type TopicSerde } from '@gpu-meter/kit/kafka';
 import type { Admin, Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
 import { taskAssigner } from './assigner.js';
@@ -97,6 +102,11 @@ export class AggregatorService {
     const next = this.queue.then(work, work);
     this.queue = next.catch(() => undefined);
     return next;
+  }
+
+  /** /readyz. */
+  readiness(): Readiness {
+    return this.ready;
   }
 
   /** `onConsumerLost`: kafkajs crashed the consumer and will not restart it (the process should exit). */

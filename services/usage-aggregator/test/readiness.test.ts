@@ -1,5 +1,5 @@
 import type { Admin, Kafka } from 'kafkajs';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { UsageEvent } from '@gpu-meter/kit/contracts';
 import { createLogger } from '@gpu-meter/kit/runtime';
 import type { TopicSerde } from '@gpu-meter/kit/kafka';
@@ -87,6 +87,44 @@ describe('AggregatorService readiness through consumer crashes', () => {
     consumer.emit(consumer.events.CRASH, { error, restart: false });
     expect(aggregator.ready).toBe(false);
     expect(lost).toEqual([error]);
+    await aggregator.stop();
+  });
+});
+
+describe('AggregatorService readiness while its turns stall', () => {
+  afterEach(() => vi.useRealTimers());
+
+  // Beside two CPU hogs the aggregator consumed nothing for 2 min (member evicted, every window unbilled)
+  // while /readyz answered ready: a turn (batch, tick, rebalance) that never ends must show there.
+  it('is not ready, saying why, once no batch, tick or rebalance has finished for the session timeout', async () => {
+    vi.useFakeTimers();
+    const { aggregator, consumer, start } = started();
+    await start();
+    consumer.emit(consumer.events.GROUP_JOIN, { memberAssignment: {} });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(aggregator.readiness()).toBe(true);
+    const internals = aggregator as unknown as { exclusive(work: () => Promise<void>): Promise<void> };
+    let release!: () => void;
+    void internals.exclusive(() => new Promise<void>((resolve) => (release = resolve)));
+    await vi.advanceTimersByTimeAsync(29_000);
+    expect(aggregator.readiness()).toBe(true);
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(aggregator.readiness()).toEqual({
+      ready: false,
+      reason: expect.stringMatching(/no batch, idle tick or rebalance has finished for 3\d{4} ms/),
+    });
+    release();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(aggregator.readiness()).toBe(true);
+  });
+
+  it('says why it is not ready before its first assignment', async () => {
+    const { aggregator, start } = started();
+    await start();
+    expect(aggregator.readiness()).toEqual({
+      ready: false,
+      reason: expect.stringMatching(/task assignment/),
+    });
     await aggregator.stop();
   });
 });
