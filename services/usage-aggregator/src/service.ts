@@ -77,6 +77,8 @@ export class AggregatorService {
   /** An idle tick is queued or running (see `tick`). */
   private tickPending = false;
   private queue: Promise<unknown> = Promise.resolve();
+  /** When a turn on the queue last finished without an error (see `readiness`). */
+  private lastTurnEndedMs = Date.now();
   private stopped = false;
   ready = false;
   /** The consumer's heartbeat interval, also how often a batch waiting on back-pressure heartbeats. */
@@ -100,13 +102,25 @@ export class AggregatorService {
   /** Batches, ticks and rebalances run one at a time: a task's state is never touched by two at once. */
   private exclusive<T>(work: () => Promise<T>): Promise<T> {
     const next = this.queue.then(work, work);
-    this.queue = next.catch(() => undefined);
+    this.queue = next.then(
+      () => void (this.lastTurnEndedMs = Date.now()),
+      () => undefined,
+    );
     return next;
   }
 
-  /** /readyz. */
-  readiness(): Readiness {
-    return this.ready;
+  /**
+   * /readyz: tasks assigned, and batches, ticks and rebalances still finishing their turns. Idle, a tick
+   * ends a turn every TICK_MS; a turn stuck (a commit or end offsets a broker does not answer, a worker that
+   * does not reply) or failing (the broker down) for SESSION_TIMEOUT_MS shows here, not only in the bill.
+   */
+  readiness(nowMs = Date.now()): Readiness {
+    if (!this.ready)
+      return { ready: false, reason: 'no task assignment yet (joining the group, or the consumer crashed)' };
+    const stalledMs = nowMs - this.lastTurnEndedMs;
+    if (stalledMs > Math.max(this.config.sessionTimeoutMs, 3 * this.config.tickMs))
+      return { ready: false, reason: `no batch, idle tick or rebalance has finished for ${stalledMs} ms` };
+    return true;
   }
 
   /** `onConsumerLost`: kafkajs crashed the consumer and will not restart it (the process should exit). */

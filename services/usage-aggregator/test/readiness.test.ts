@@ -38,7 +38,7 @@ function started() {
   const consumer = new ConsumerEvents();
   const config = {
     tasks: 1,
-    tickMs: 60_000,
+    tickMs: 1_000,
     sessionTimeoutMs: 30_000,
     podAllocationsTopic: 'pods',
     bandwidthSamplesTopic: 'bandwidth',
@@ -116,6 +116,7 @@ describe('AggregatorService readiness while its turns stall', () => {
     release();
     await vi.advanceTimersByTimeAsync(0);
     expect(aggregator.readiness()).toBe(true);
+    await aggregator.stop();
   });
 
   it('says why it is not ready before its first assignment', async () => {
