@@ -1,3 +1,4 @@
+import { ErrorCodes } from '@gpu-meter/kit/contracts';
 import { deadLetterMessage } from '@gpu-meter/kit/kafka';
 import { runUsageEventsSink } from '@gpu-meter/kit/runners/usage-sink';
 import { metricsOn } from '@gpu-meter/kit/runtime';
@@ -110,7 +111,7 @@ runUsageEventsSink({
         }
         for (const { item, status, body } of rejected) {
           const message = deadLetterMessage(item.source, {
-            code: 'GPUM_SINK_REJECTED',
+            code: ErrorCodes.SINK_REJECTED.code,
             message: `OpenMeter answered ${status} for event ${item.value.id}`,
             service: SERVICE_NAME,
           });

@@ -1,3 +1,4 @@
+import { ErrorCodes } from '@gpu-meter/kit/contracts';
 import { DEAD_LETTER_HEADERS } from '@gpu-meter/kit/kafka';
 import type { IHeaders, Message } from 'kafkajs';
 
@@ -18,10 +19,10 @@ const DEAD_LETTER_ONLY_HEADERS = new Set<string>([
 ]);
 
 /** The aggregator's error code on late samples (LATE_POLICY=late-topic). */
-export const LATE_SAMPLE_CODE = 'GPUM_LATE_SAMPLE';
+export const LATE_SAMPLE_CODE = ErrorCodes.LATE_SAMPLE.code;
 
 /** Dead letters that are not a record of their source topic: runai-collector's report of a pod it could not plan (JSON). */
-export const NOT_A_RECORD_CODES = ['GPUM_POD_REJECTED'] as const;
+export const NOT_A_RECORD_CODES = [ErrorCodes.POD_REJECTED.code] as const;
 
 /**
  * Services that dead-letter records they read from the shared usage-events topic (their SERVICE_NAME).

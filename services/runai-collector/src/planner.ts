@@ -1,5 +1,5 @@
 import type { V1Node } from '@kubernetes/client-node';
-import { errorMessage, type PodAllocationSample } from '@gpu-meter/kit/contracts';
+import { ErrorCodes, errorMessage, type PodAllocationSample } from '@gpu-meter/kit/contracts';
 import {
   describeTracked,
   gridPointsOverlapping,
@@ -59,7 +59,7 @@ export interface RejectedPod {
   readonly repeated: boolean;
 }
 
-export const POD_REJECTED_CODE = 'GPUM_POD_REJECTED';
+export const POD_REJECTED_CODE = ErrorCodes.POD_REJECTED.code;
 
 /**
  * The dead letter of a rejected pod: no sample exists to carry, so its value is JSON naming the pod, the

@@ -1,3 +1,4 @@
+import { ErrorCodes } from '@gpu-meter/kit/contracts';
 import {
   fromBandwidth,
   fromPodAllocation,
@@ -161,14 +162,14 @@ export class AggregatorDriver {
       sample = decoded.kind === 'pod' ? fromPodAllocation(decoded.value) : fromBandwidth(decoded.value);
     } catch (error) {
       const reason = `malformed sample: ${(error as Error).message}`;
-      return { kind: 'invalid', offset, code: 'GPUM_VALIDATION_FAILED', reason };
+      return { kind: 'invalid', offset, code: ErrorCodes.VALIDATION_FAILED.code, reason };
     }
     const reason =
       invalidReason(sample, this.settings.maxSampleSpanMs) ??
       timeInvalidReason(sample, this.settings, timestampMs);
     return reason === undefined
       ? { kind: 'sample', offset, sample }
-      : { kind: 'invalid', offset, code: 'GPUM_VALIDATION_FAILED', reason };
+      : { kind: 'invalid', offset, code: ErrorCodes.VALIDATION_FAILED.code, reason };
   }
 
   private step(task: Task, out: ReturnType<typeof emptyOutput>): Step {

@@ -1,4 +1,4 @@
-import type { UsageEvent } from '@gpu-meter/kit/contracts';
+import { ErrorCodes, type UsageEvent } from '@gpu-meter/kit/contracts';
 import { DEAD_LETTER_HEADERS, deadLetterMessage } from '@gpu-meter/kit/kafka';
 import type { KafkaMessage, Message } from 'kafkajs';
 import type { Step } from './driver.js';
@@ -42,7 +42,7 @@ export class Outbox {
       for (const l of step.late) {
         const message = deadLetterMessage(
           { ...l, offset: String(l.offset), ...source(l) },
-          { code: 'GPUM_LATE_SAMPLE', message: l.reason, service: SERVICE },
+          { code: ErrorCodes.LATE_SAMPLE.code, message: l.reason, service: SERVICE },
         );
         this.late.push({
           ...message,

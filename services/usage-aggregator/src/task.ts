@@ -1,4 +1,4 @@
-import { ConfigError, GpuMeterError, type UsageEvent } from '@gpu-meter/kit/contracts';
+import { ConfigError, ErrorCodes, GpuMeterError, type UsageEvent } from '@gpu-meter/kit/contracts';
 import { DedupeIndex, type Pin } from './dedupe-index.js';
 import { correctionEvent, GroupAccumulator, groupKey, sameGroup, usageEventId } from './groups.js';
 import { decodeOffsetMetadata, encodeOffsetMetadata } from './offset-metadata.js';
@@ -135,7 +135,7 @@ export class Task {
       if (c.offset !== null && meta === undefined)
         throw new GpuMeterError(
           'OFFSET_METADATA_INVALID',
-          `GPUM_OFFSET_METADATA_INVALID: ${input.topic}:${input.partition} has committed offset ${c.offset} ` +
+          `${ErrorCodes.OFFSET_METADATA_INVALID.code}: ${input.topic}:${input.partition} has committed offset ${c.offset} ` +
             `without gpu-meter metadata (${JSON.stringify(c.metadata)}); refusing to guess which windows ` +
             'were emitted. See the aggregator DESIGN.md, "Restore refuses to guess", for recovery.',
         );

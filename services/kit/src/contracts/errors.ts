@@ -3,16 +3,86 @@
  * retrying can help, and keeps its cause, so the next stage knows whether to back off, dead-letter or stop.
  */
 export const ErrorCodes = {
-  CONFIG_INVALID: { code: 'GPUM_CONFIG_INVALID', retriable: false },
-  DECODE_FAILED: { code: 'GPUM_DECODE_FAILED', retriable: false },
-  VALIDATION_FAILED: { code: 'GPUM_VALIDATION_FAILED', retriable: false },
-  SCHEMA_INCOMPATIBLE: { code: 'GPUM_SCHEMA_INCOMPATIBLE', retriable: false },
-  SCHEMA_REGISTRY: { code: 'GPUM_SCHEMA_REGISTRY', retriable: true },
-  ILLEGAL_STATE: { code: 'GPUM_ILLEGAL_STATE', retriable: false },
-  OFFSET_METADATA_INVALID: { code: 'GPUM_OFFSET_METADATA_INVALID', retriable: false },
-  SINK_UNAVAILABLE: { code: 'GPUM_SINK_UNAVAILABLE', retriable: true },
-  SINK_REJECTED: { code: 'GPUM_SINK_REJECTED', retriable: false },
-  STARTUP_FAILED: { code: 'GPUM_STARTUP_FAILED', retriable: false },
+  CONFIG_INVALID: {
+    code: 'GPUM_CONFIG_INVALID',
+    retriable: false,
+    meaning: 'A variable is missing or invalid: the service stops at start-up, naming it.',
+  },
+  DECODE_FAILED: {
+    code: 'GPUM_DECODE_FAILED',
+    retriable: false,
+    meaning:
+      'A record is not Avro of a schema the registry knows: dead-lettered. After a registry outage that proved to be one, `npm run replay` re-delivers it.',
+  },
+  VALIDATION_FAILED: {
+    code: 'GPUM_VALIDATION_FAILED',
+    retriable: false,
+    meaning:
+      'A decoded sample breaks a rule (its span, an amount, dated too far ahead of the broker clock): dead-lettered with the reason.',
+  },
+  SCHEMA_INCOMPATIBLE: {
+    code: 'GPUM_SCHEMA_INCOMPATIBLE',
+    retriable: false,
+    meaning: "The registry refused a schema under the subject's compatibility rule: the start-up stops.",
+  },
+  SCHEMA_REGISTRY: {
+    code: 'GPUM_SCHEMA_REGISTRY',
+    retriable: true,
+    meaning:
+      'The schema registry failed, did not answer, or does not know a schema id while a control look-up shows it unhealthy: retried, not ready meanwhile.',
+  },
+  ILLEGAL_STATE: {
+    code: 'GPUM_ILLEGAL_STATE',
+    retriable: false,
+    meaning: 'A call the code forbids (a bug), for example a serde used before its schema was registered.',
+  },
+  OFFSET_METADATA_INVALID: {
+    code: 'GPUM_OFFSET_METADATA_INVALID',
+    retriable: false,
+    meaning:
+      'Committed offsets of the aggregator\'s group lack valid metadata: the task refuses to guess and the service stops (usage-aggregator DESIGN.md, "Restore refuses to guess").',
+  },
+  SINK_UNAVAILABLE: {
+    code: 'GPUM_SINK_UNAVAILABLE',
+    retriable: true,
+    meaning:
+      'OpenMeter did not take a batch (unreachable, 5xx, 429, or most of the batch rejected: the breaker): the batch is sent again after a back-off.',
+  },
+  SINK_REJECTED: {
+    code: 'GPUM_SINK_REJECTED',
+    retriable: false,
+    meaning: "OpenMeter refused an event for good: dead-lettered with OpenMeter's answer.",
+  },
+  STARTUP_FAILED: {
+    code: 'GPUM_STARTUP_FAILED',
+    retriable: false,
+    meaning:
+      'A start-up step hit an error retrying cannot fix (ClickHouse migrations pending with CLICKHOUSE_MIGRATE=false, a user without DDL rights): the service exits non-zero.',
+  },
+  LATE_SAMPLE: {
+    code: 'GPUM_LATE_SAMPLE',
+    retriable: false,
+    meaning:
+      'With LATE_POLICY=late-topic, a sample for a window already closed, set aside on the late-samples topic unbilled; `npm run replay` re-delivers it.',
+  },
+  POD_REJECTED: {
+    code: 'GPUM_POD_REJECTED',
+    retriable: false,
+    meaning:
+      'runai-collector: a pod the model rejects (`gpu-meter.reason` model_error or invalid_amount), reported on the collector dead-letter topic for each grid point it was due; a report, not a sample.',
+  },
+  SAMPLE_TOO_LARGE: {
+    code: 'GPUM_SAMPLE_TOO_LARGE',
+    retriable: false,
+    meaning:
+      "A collector sample larger than the broker takes even alone: dead-lettered (its bytes left out when they do not fit either), the collector's other samples go on.",
+  },
+  SAMPLE_IDENTITY_TOO_LONG: {
+    code: 'GPUM_SAMPLE_IDENTITY_TOO_LONG',
+    retriable: false,
+    meaning:
+      'A collector sample with an identity field (a name or uid that decides who is billed) over the string cap: dead-lettered, never cut.',
+  },
 } as const;
 
 export type ErrorKind = keyof typeof ErrorCodes;

@@ -2,7 +2,7 @@ import type { IHeaders, Kafka, Producer } from 'kafkajs';
 import { BufferedSender, type DropReason, type OutgoingMessage } from './buffered-sender.js';
 import { env, schemas } from '../config/env.js';
 import { DEAD_LETTER_HEADERS } from './dead-letter.js';
-import { errorMessage } from '../contracts/errors.js';
+import { ErrorCodes, errorMessage } from '../contracts/errors.js';
 import type { Logger } from '../runtime/logger.js';
 import { MAX_SEND_BYTES, messageBytes } from './send-chunks.js';
 import { valueSubject, type TopicSerde } from './serde.js';
@@ -128,7 +128,7 @@ export class SamplePublisher<T> {
       logger: options.logger.child({ component: 'sender' }),
       deadLetter: (message, reason) =>
         this.deadLetterSample(message, {
-          code: 'GPUM_SAMPLE_TOO_LARGE',
+          code: ErrorCodes.SAMPLE_TOO_LARGE.code,
           reason: 'message_too_large',
           message: `the broker refused the sample even alone (${reason}, ${messageBytes(message)} bytes)`,
         }),
@@ -194,7 +194,7 @@ export class SamplePublisher<T> {
       return this.deadLetterSample(
         { key, value: this.options.serde.encode(sample) },
         {
-          code: 'GPUM_SAMPLE_IDENTITY_TOO_LONG',
+          code: ErrorCodes.SAMPLE_IDENTITY_TOO_LONG.code,
           reason: 'identity_too_long',
           message: `identity field(s) ${tooLong.join(', ')} over ${this.maxStringLength} characters`,
         },
@@ -204,7 +204,7 @@ export class SamplePublisher<T> {
     const bytes = messageBytes(message);
     if (bytes <= this.maxMessageBytes) return message;
     return this.deadLetterSample(message, {
-      code: 'GPUM_SAMPLE_TOO_LARGE',
+      code: ErrorCodes.SAMPLE_TOO_LARGE.code,
       reason: 'message_too_large',
       message: `encoded sample is ${bytes} bytes, over ${this.maxMessageBytes}`,
     });
