@@ -1,10 +1,20 @@
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { BatchAccumulator, type Batch, type BatchItem } from './batch-accumulator.js';
-import { backoffDelay, DEFAULT_BACKOFF, sleepUnlessAborted, type BackoffPolicy } from '../runtime/backoff.js';
+import {
+  backoffCeiling,
+  backoffDelay,
+  DEFAULT_BACKOFF,
+  sleepUnlessAborted,
+  type BackoffPolicy,
+} from '../runtime/backoff.js';
 import type { SourceRecord } from './dead-letter.js';
 import { errorMessage, PoisonRecordError } from '../contracts/errors.js';
 import { heartbeatIntervalFor, waitWhileHeartbeating } from '../runtime/heartbeat-wait.js';
 import type { Logger } from '../runtime/logger.js';
+
+/** The final flush at close: a few quick tries, not the back-off of a running consumer. */
+const FINAL_FLUSH_ATTEMPTS = 3;
+const FINAL_FLUSH_BACKOFF: BackoffPolicy = { initialMs: 250, maxMs: 1_000 };
 
 export interface BatchConsumerOptions<T> {
   kafka: Kafka;
@@ -137,8 +147,9 @@ export class BatchConsumer<T> {
       this.stopping.abort();
       clearInterval(this.timer);
       await this.withLock(async () => {
-        // A few tries: a flushed batch whose commit does not land is sent again by the next owner.
-        for (let attempt = 0; attempt < 3; attempt++) {
+        // A few tries, 250 ms then 500 ms apart: a flushed batch whose commit does not land is sent again
+        // by the next owner.
+        for (let attempt = 0; attempt < FINAL_FLUSH_ATTEMPTS; attempt++) {
           try {
             await this.flushOnce();
             return;
@@ -147,7 +158,8 @@ export class BatchConsumer<T> {
               { err: errorMessage(error), attempt, uncommittedPartitions: this.toCommit.size },
               'final flush or commit failed; what is not committed will be re-read',
             );
-            await sleepUnlessAborted(250 * (attempt + 1), new AbortController().signal);
+            if (attempt + 1 < FINAL_FLUSH_ATTEMPTS)
+              await sleepUnlessAborted(backoffCeiling(attempt, FINAL_FLUSH_BACKOFF));
           }
         }
       });

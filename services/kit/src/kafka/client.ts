@@ -3,6 +3,7 @@ import { Kafka, logLevel, type Admin, type ITopicConfig, type KafkaConfig, type 
 import type { ConfigOf } from '../config/env.js';
 import type { kafkaConfigSpec } from './config.js';
 import { ConfigError, errorMessage } from '../contracts/errors.js';
+import { backoffCeiling, sleepUnlessAborted, type BackoffPolicy } from '../runtime/backoff.js';
 import type { Logger } from '../runtime/logger.js';
 import type { TopicSpec } from '../contracts/topics.js';
 
@@ -156,10 +157,12 @@ export async function partitionCounts(admin: Admin, topics: readonly string[]): 
   return new Map(metadata.topics.map((topic) => [topic.name, topic.partitions.length]));
 }
 
+const CONCURRENT_TRANSACTIONS_BACKOFF: BackoffPolicy = { initialMs: 10, maxMs: 200 };
+
 /**
  * Right after a transaction ends the coordinator is still writing its markers and answers the next
  * transaction's AddOffsetsToTxn with CONCURRENT_TRANSACTIONS, which kafkajs does not retry there (the Java
- * client does): `work` (a `sendOffsets`) is tried again after 10, 20, 30 ... ms.
+ * client does): `work` (a `sendOffsets`) is tried again after 10, 20, 40 ... ms, at most 200 ms apart.
  */
 export async function retryConcurrentTransactions<T>(work: () => Promise<T>, attempts = 20): Promise<T> {
   for (let attempt = 1; ; attempt++) {
@@ -167,7 +170,7 @@ export async function retryConcurrentTransactions<T>(work: () => Promise<T>, att
       return await work();
     } catch (error) {
       if ((error as { type?: string }).type !== 'CONCURRENT_TRANSACTIONS' || attempt >= attempts) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 10 * attempt));
+      await sleepUnlessAborted(backoffCeiling(attempt - 1, CONCURRENT_TRANSACTIONS_BACKOFF));
     }
   }
 }
