@@ -1,4 +1,4 @@
-import { Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { metricsOn } from '../runtime/metrics.js';
 
 /**
@@ -6,7 +6,7 @@ import { metricsOn } from '../runtime/metrics.js';
  * (`PublisherMetrics`) and the size of the send buffer. The collector's own metrics come beside them.
  */
 export function collectorOutputMetrics(registry: Registry, bufferSize: () => number) {
-  const { counter } = metricsOn(registry);
+  const { counter, gauge } = metricsOn(registry);
   return {
     samplesPublished: counter(
       'gpumeter_samples_published_total',
@@ -28,13 +28,8 @@ export function collectorOutputMetrics(registry: Registry, bufferSize: () => num
       ['field'],
     ),
     sendErrors: counter('gpumeter_send_errors_total', 'Failed sends to Kafka (retried).'),
-    bufferSize: new Gauge({
-      name: 'gpumeter_send_buffer_size',
-      help: 'Samples waiting to be sent to Kafka.',
-      registers: [registry],
-      collect() {
-        this.set(bufferSize());
-      },
+    bufferSize: gauge('gpumeter_send_buffer_size', 'Samples waiting to be sent to Kafka.', [], {
+      read: bufferSize,
     }),
   };
 }
