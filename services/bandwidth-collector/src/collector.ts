@@ -56,8 +56,13 @@ export class BandwidthCollector {
     );
   }
 
+  /**
+   * Listed, and the watches fresh. A stale cache still attributes each interval's traffic (a DCGM reading
+   * cannot be taken again later, so skipping would lose it for everyone), but only until the next relist
+   * and not ready meanwhile, so the operator sees it.
+   */
   get ready(): boolean {
-    return this.cluster.synced;
+    return this.cluster.synced && this.cluster.health().fresh;
   }
 
   async start(): Promise<void> {
