@@ -29,7 +29,7 @@ export const ErrorCodes = {
     code: 'GPUM_SCHEMA_REGISTRY',
     retriable: true,
     meaning:
-      'The schema registry failed, did not answer, or does not know a schema id while a control look-up shows it unhealthy: retried, not ready meanwhile.',
+      "The schema registry failed, did not answer, or does not know a schema id while it fails the control look-up of the topic's own subject too (an outage or lost storage, not a poison record): retried, not ready meanwhile.",
   },
   ILLEGAL_STATE: {
     code: 'GPUM_ILLEGAL_STATE',
