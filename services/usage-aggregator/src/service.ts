@@ -185,8 +185,8 @@ export class AggregatorService {
   /**
    * The ticker's turn: an idle tick queued behind the batches and rebalances before it, unless one is
    * still queued or running. A batch waiting for its turn cannot heartbeat, so ticks slower than TICK_MS
-   * (a loaded machine: two topics' end offsets, then the worker) must not pile up in front of it; beside
-   * two CPU hogs they did, and the member was evicted at the session timeout.
+   * (a loaded machine: two topics' end offsets, then the worker) must not pile up in front of it, or the
+   * member is evicted at the session timeout (tick-backlog.test.ts).
    */
   private tick(): void {
     if (this.tickPending) return;
