@@ -168,7 +168,7 @@ describe('task', () => {
     expect(closedAt).toEqual([22_000]);
   });
 
-  it('leaves an outage out of an input\'s quiet time but keeps the quiet seen before it', () => {
+  it("leaves an outage out of an input's quiet time but keeps the quiet seen before it", () => {
     const d = new AggregatorDriver({ ...baseSettings, contactGapMs: 2000 });
     const nothing = { offset: null, metadata: null };
     d.assign(0, pair(0, nothing, nothing), 0);
