@@ -58,7 +58,8 @@ export class ServiceProcess {
     this.childChunks = 0;
     const child = spawn(process.execPath, ['--import', 'tsx', `services/${this.service}/src/main.ts`], {
       cwd: REPO_ROOT,
-      env: { ...process.env, LOG_LEVEL: 'info', ...this.env },
+      // SERVICE_LOG_LEVEL=debug for diagnosis; a caller's own LOG_LEVEL (the pipeline's) wins.
+      env: { ...process.env, LOG_LEVEL: process.env.SERVICE_LOG_LEVEL ?? 'info', ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     // SERVICE_LOG_DIR keeps every line on disk too, for diagnosing a long run (e.g. `npm run faults`).
