@@ -13,7 +13,11 @@ export default defineConfig({
           name: 'unit',
           // Unit tests first; integration after (projects with different maxWorkers need distinct groups).
           sequence: { groupOrder: 0 },
-          include: ['services/*/test/**/*.test.ts', 'test/unit/**/*.test.ts'],
+          include: [
+            'services/*/test/**/*.test.ts',
+            'test/simulator/test/**/*.test.ts',
+            'test/unit/**/*.test.ts',
+          ],
           exclude: ['**/*.int.test.ts', '**/node_modules/**'],
           testTimeout: 30_000,
         },
@@ -22,7 +26,11 @@ export default defineConfig({
         test: {
           name: 'integration',
           sequence: { groupOrder: 1 },
-          include: ['services/*/test/**/*.int.test.ts', 'test/integration/**/*.test.ts'],
+          include: [
+            'services/*/test/**/*.int.test.ts',
+            'test/simulator/test/**/*.int.test.ts',
+            'test/integration/**/*.test.ts',
+          ],
           exclude: ['**/node_modules/**'],
           globalSetup: ['test/support/global-setup.ts'],
           testTimeout: 180_000,

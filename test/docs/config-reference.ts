@@ -14,7 +14,7 @@ export const CONFIG_MODULES: Record<string, string> = {
   'usage-aggregator': 'services/usage-aggregator/src/config.ts',
   'clickhouse-sink': 'services/clickhouse-sink/src/config.ts',
   'openmeter-forwarder': 'services/openmeter-forwarder/src/config.ts',
-  simulator: 'services/simulator/src/config.ts',
+  simulator: 'test/simulator/src/config.ts',
   replay: 'services/replay/src/config.ts',
 };
 

@@ -56,7 +56,7 @@ export class ServiceProcess {
   private spawnChild(): ChildProcess {
     this.startedAt = Date.now();
     this.childChunks = 0;
-    const child = spawn(process.execPath, ['--import', 'tsx', `services/${this.service}/src/main.ts`], {
+    const child = spawn(process.execPath, ['--import', 'tsx', mainOf(this.service)], {
       cwd: REPO_ROOT,
       // SERVICE_LOG_LEVEL=debug for diagnosis; a caller's own LOG_LEVEL (the pipeline's) wins.
       env: { ...process.env, LOG_LEVEL: process.env.SERVICE_LOG_LEVEL ?? 'info', ...this.env },
@@ -127,6 +127,11 @@ export class ServiceProcess {
   tail(lines = 40): string {
     return this.output.slice(-lines).join('\n');
   }
+}
+
+/** Where a process's main module is: a service's, or the simulator's among the test tools. */
+function mainOf(service: string): string {
+  return service === 'simulator' ? 'test/simulator/src/main.ts' : `services/${service}/src/main.ts`;
 }
 
 /** Starts a service process that is SIGKILLed when the test ends, whatever happens. */

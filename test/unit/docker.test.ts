@@ -19,11 +19,12 @@ const SPEC_MODULES: Record<string, string> = {
   'usage-aggregator': 'services/usage-aggregator/src/config.ts',
   'clickhouse-sink': 'services/clickhouse-sink/src/config.ts',
   'openmeter-forwarder': 'services/openmeter-forwarder/src/config.ts',
-  simulator: 'services/simulator/src/config.ts',
+  simulator: 'test/simulator/src/config.ts',
   'fake-openmeter': 'test/support/fake-openmeter-main.ts',
 };
 const ENTRY_POINTS: Record<string, string> = {
   ...Object.fromEntries(Object.keys(SPEC_MODULES).map((name) => [name, `services/${name}/src/main.ts`])),
+  simulator: 'test/simulator/src/main.ts',
   'fake-openmeter': 'test/support/fake-openmeter-main.ts',
 };
 const INFRASTRUCTURE = ['kafka', 'kafka-init', 'schema-registry', 'clickhouse'];
@@ -227,7 +228,7 @@ describe('docker/compose.yaml', () => {
 
   it('plays a demo scenario the simulator accepts', async () => {
     const file = composeEnv('simulator').SCENARIO_FILE!;
-    const simulator = (await import(pathToFileURL(join(ROOT, 'services/simulator/src/index.ts')).href)) as {
+    const simulator = (await import(pathToFileURL(join(ROOT, 'test/simulator/src/index.ts')).href)) as {
       loadScenario(path: string): { durationMs: number; clusterId: string };
     };
     const scenario = simulator.loadScenario(join(ROOT, file));

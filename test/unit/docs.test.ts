@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CONFIG_MODULES, REFERENCE_FILE, renderConfigReference, specOf } from '../docs/config-reference.js';
 import { REPO_ROOT } from '../support/stack-env.js';
@@ -14,7 +15,7 @@ describe('docs/configuration.md', () => {
   it.each(Object.keys(CONFIG_MODULES))(
     "%s's README links to its section of the reference and copies no variable table",
     async (service) => {
-      const readme = readFileSync(`${REPO_ROOT}services/${service}/README.md`, 'utf8');
+      const readme = readFileSync(`${REPO_ROOT}${dirname(CONFIG_MODULES[service]!)}/../README.md`, 'utf8');
       expect(readme).toContain(`docs/configuration.md#${service}`);
       const variables = new Set(Object.values(await specOf(CONFIG_MODULES[service]!)).map((f) => f.variable));
       expect(variables.size).toBeGreaterThan(0);

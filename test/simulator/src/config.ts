@@ -5,7 +5,7 @@ export const simulatorConfigSpec = {
   scenarioFile: env(
     'SCENARIO_FILE',
     schemas.nonEmpty(),
-    'Scenario JSON file to play (see services/simulator/README.md).',
+    'Scenario JSON file to play (see test/simulator/README.md).',
   ),
   host: env('SIMULATOR_HOST', schemas.nonEmpty('127.0.0.1'), 'Address both fake servers listen on.'),
   k8sPort: env(
