@@ -4,7 +4,7 @@ import { onTestFinished } from 'vitest';
 import { REPO_ROOT } from './stack-env.js';
 
 /**
- * A service started as a real OS process (`node --import tsx services/<name>/src/main.ts`), so tests can
+ * A service started as a real OS process (`node --import tsx <its workspace>/src/main.ts`), so tests can
  * SIGKILL it at any moment and restart it. Output is kept for assertions (e.g. no secret in any log line).
  */
 export class ServiceProcess {
@@ -129,9 +129,12 @@ export class ServiceProcess {
   }
 }
 
-/** Where a process's main module is: a service's, or the simulator's among the test tools. */
+/**
+ * Where a process's main module is: through its workspace link (node_modules/@gpu-meter/<name>), so a
+ * service under services/ and the simulator under test/ are found alike (Node runs the link's real path).
+ */
 function mainOf(service: string): string {
-  return service === 'simulator' ? 'test/simulator/src/main.ts' : `services/${service}/src/main.ts`;
+  return `node_modules/@gpu-meter/${service}/src/main.ts`;
 }
 
 /** Starts a service process that is SIGKILLed when the test ends, whatever happens. */
