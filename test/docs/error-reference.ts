@@ -12,8 +12,7 @@ export const ERROR_REFERENCE_FILE = `${REPO_ROOT}docs/errors.md`;
 
 export function renderErrorReference(): string {
   const rows = Object.values(ErrorCodes).map(
-    (entry: { code: string; retriable: boolean; meaning?: string }) =>
-      `| \`${entry.code}\` | ${entry.retriable ? 'yes' : 'no'} | ${entry.meaning ?? ''} |`,
+    (entry) => `| \`${entry.code}\` | ${entry.retriable ? 'yes' : 'no'} | ${entry.meaning} |`,
   );
   return [
     '# Error codes',

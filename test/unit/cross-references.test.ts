@@ -1,7 +1,7 @@
-import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { repositoryFiles } from '../support/repo-files.js';
 
 /**
  * Every pointer a newcomer follows must lead somewhere: "DESIGN.md §6.7" in a comment names section 6, item
@@ -11,12 +11,7 @@ import { describe, expect, it } from 'vitest';
 const ROOT = resolve(import.meta.dirname, '../..');
 
 function trackedFiles(): string[] {
-  return execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard'], {
-    cwd: ROOT,
-    encoding: 'utf8',
-  })
-    .split('\n')
-    .filter((path) => /\.(ts|md|sh|yaml|yml|json)$/.test(path) && existsSync(join(ROOT, path)));
+  return repositoryFiles().filter((path) => /\.(ts|md|sh|yaml|yml|json)$/.test(path));
 }
 
 /** Section numbers of a design document: "## 6. Invariants" → 6, with the count of its numbered items. */

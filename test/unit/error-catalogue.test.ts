@@ -1,7 +1,8 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ErrorCodes } from '@gpu-meter/kit/contracts';
+import { repositoryFiles } from '../support/repo-files.js';
 import { REPO_ROOT } from '../support/stack-env.js';
 import { ERROR_REFERENCE_FILE, renderErrorReference } from '../docs/error-reference.js';
 
@@ -12,24 +13,12 @@ import { ERROR_REFERENCE_FILE, renderErrorReference } from '../docs/error-refere
 const CATALOGUE_FILE = 'services/kit/src/contracts/errors.ts';
 const catalogued = new Set(Object.values(ErrorCodes).map((entry) => entry.code));
 
-function filesUnder(dir: string, keep: (name: string) => boolean): string[] {
-  const found: string[] = [];
-  for (const entry of readdirSync(join(REPO_ROOT, dir), { withFileTypes: true })) {
-    const path = `${dir}/${entry.name}`;
-    if (entry.isDirectory() && entry.name !== 'node_modules') found.push(...filesUnder(path, keep));
-    else if (entry.isFile() && keep(entry.name)) found.push(path);
-  }
-  return found;
-}
-
-const SOURCES = filesUnder('services', (name) => name.endsWith('.ts')).filter((path) =>
-  path.includes('/src/'),
+const FILES = repositoryFiles();
+const SOURCES = FILES.filter((path) => /^services\/[^/]+\/src\/.*\.ts$/.test(path));
+const DOCS = FILES.filter(
+  (path) =>
+    path === 'README.md' || /^docs\/.*\.md$/.test(path) || /^services\/.*\/(README|DESIGN)\.md$/.test(path),
 );
-const DOCS = [
-  'README.md',
-  ...filesUnder('docs', (name) => name.endsWith('.md')),
-  ...filesUnder('services', (name) => name === 'README.md' || name === 'DESIGN.md'),
-];
 
 /** Each GPUM_ code a file names (a bare `GPUM_` prefix in prose is no code). */
 function codesIn(path: string): string[] {
