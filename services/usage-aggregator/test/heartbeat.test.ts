@@ -1,13 +1,7 @@
-import type { EachBatchPayload, Kafka } from 'kafkajs';
+import type { EachBatchPayload } from 'kafkajs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { UsageEvent } from '@gpu-meter/kit/contracts';
-import { createLogger } from '@gpu-meter/kit/runtime';
-import type { TopicSerde } from '@gpu-meter/kit/kafka';
-import type { RunningConfig } from '../src/config.js';
-import type { AggregatorMetrics } from '../src/metrics.js';
+import { stubbedService } from './stub-service.js';
 import { Outbox } from '../src/outbox.js';
-import type { RemoteDriver } from '../src/remote-driver.js';
-import { AggregatorService } from '../src/service.js';
 
 /**
  * Issue 13 point 7: while onBatch waits on back-pressure (its task's transaction commit held by a slow
@@ -28,23 +22,10 @@ interface Internals {
 }
 
 function service(): Internals {
-  const config = {
-    tasks: 1,
-    sessionTimeoutMs: SESSION_TIMEOUT_MS,
-    podAllocationsTopic: 'pods',
-    bandwidthSamplesTopic: 'bandwidth',
-  } as unknown as RunningConfig;
-  const driver = { call: () => new Promise(() => {}) } as unknown as RemoteDriver;
-  const aggregator = new AggregatorService(
-    config,
-    {} as Kafka,
-    {} as never,
-    driver,
-    {} as TopicSerde<UsageEvent>,
-    createLogger('test', 'silent'),
-    {} as AggregatorMetrics,
-    () => {},
-  ) as unknown as Internals;
+  const aggregator = stubbedService({
+    config: { sessionTimeoutMs: SESSION_TIMEOUT_MS },
+    driver: { call: () => new Promise(() => {}) },
+  }) as unknown as Internals;
   aggregator.tasks.set(0, 1);
   return aggregator;
 }

@@ -1,12 +1,5 @@
-import type { Admin, Kafka } from 'kafkajs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { UsageEvent } from '@gpu-meter/kit/contracts';
-import { createLogger } from '@gpu-meter/kit/runtime';
-import type { TopicSerde } from '@gpu-meter/kit/kafka';
-import type { RunningConfig } from '../src/config.js';
-import type { AggregatorMetrics } from '../src/metrics.js';
-import type { RemoteDriver } from '../src/remote-driver.js';
-import { AggregatorService } from '../src/service.js';
+import { stubbedService } from './stub-service.js';
 
 /**
  * Issue 13 point 7: a kafkajs consumer crash must not leave the aggregator "ready" while its ticker runs
@@ -36,23 +29,11 @@ async function settled(): Promise<void> {
 
 function started() {
   const consumer = new ConsumerEvents();
-  const config = {
-    tasks: 1,
-    tickMs: 1_000,
-    sessionTimeoutMs: 30_000,
-    podAllocationsTopic: 'pods',
-    bandwidthSamplesTopic: 'bandwidth',
-  } as unknown as RunningConfig;
-  const aggregator = new AggregatorService(
-    config,
-    { consumer: () => consumer } as unknown as Kafka,
-    {} as Admin,
-    { call: async () => ({}) } as unknown as RemoteDriver,
-    {} as TopicSerde<UsageEvent>,
-    createLogger('test', 'silent'),
-    {} as AggregatorMetrics,
-    () => {},
-  );
+  const aggregator = stubbedService({
+    config: { tickMs: 1_000, sessionTimeoutMs: 30_000 },
+    kafka: { consumer: () => consumer },
+    driver: { call: async () => ({}) },
+  });
   const lost: unknown[] = [];
   return { aggregator, consumer, lost, start: () => aggregator.start((error) => lost.push(error)) };
 }

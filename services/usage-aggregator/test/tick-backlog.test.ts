@@ -1,12 +1,5 @@
-import type { Admin, Kafka } from 'kafkajs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { UsageEvent } from '@gpu-meter/kit/contracts';
-import { createLogger } from '@gpu-meter/kit/runtime';
-import type { TopicSerde } from '@gpu-meter/kit/kafka';
-import type { RunningConfig } from '../src/config.js';
-import type { AggregatorMetrics } from '../src/metrics.js';
-import type { RemoteDriver } from '../src/remote-driver.js';
-import { AggregatorService } from '../src/service.js';
+import { stubbedService } from './stub-service.js';
 
 /**
  * Issue 13 (a loaded machine): ticks, batches and rebalances take turns (`exclusive`), and a batch waiting
@@ -27,13 +20,6 @@ interface Internals {
 }
 
 function service(): { aggregator: Internals; endOffsetCalls: () => number } {
-  const config = {
-    tasks: 1,
-    tickMs: TICK_MS,
-    sessionTimeoutMs: 30_000,
-    podAllocationsTopic: 'pods',
-    bandwidthSamplesTopic: 'bandwidth',
-  } as unknown as RunningConfig;
   let calls = 0;
   const admin = {
     fetchTopicOffsets: async () => {
@@ -41,21 +27,13 @@ function service(): { aggregator: Internals; endOffsetCalls: () => number } {
       await new Promise((resolve) => setTimeout(resolve, END_OFFSETS_MS));
       return [{ partition: 0, offset: '0', high: '0', low: '0' }];
     },
-  } as unknown as Admin;
-  const driver = {
-    call: async () => ({ step: { events: [], commits: [] } }),
-  } as unknown as RemoteDriver;
-  const metrics = { partitions: { set: () => {} } } as unknown as AggregatorMetrics;
-  const aggregator = new AggregatorService(
-    config,
-    {} as Kafka,
+  };
+  const aggregator = stubbedService({
+    config: { tickMs: TICK_MS, sessionTimeoutMs: 30_000 },
     admin,
-    driver,
-    {} as TopicSerde<UsageEvent>,
-    createLogger('test', 'silent'),
-    metrics,
-    () => {},
-  ) as unknown as Internals;
+    driver: { call: async () => ({ step: { events: [], commits: [] } }) },
+    metrics: { partitions: { set: () => {} } },
+  }) as unknown as Internals;
   aggregator.tasks.set(0, 1);
   aggregator.owned = [0];
   return { aggregator, endOffsetCalls: () => calls };
