@@ -75,8 +75,8 @@ describe('AggregatorService readiness through consumer crashes', () => {
 describe('AggregatorService readiness while its turns stall', () => {
   afterEach(() => vi.useRealTimers());
 
-  // Beside two CPU hogs the aggregator consumed nothing for 2 min (member evicted, every window unbilled)
-  // while /readyz answered ready: a turn (batch, tick, rebalance) that never ends must show there.
+  // Beside two CPU hogs the aggregator consumed nothing for 2 min (member evicted, every window unbilled),
+  // and /readyz, set at each assignment, would have answered ready: a turn that never ends must show there.
   it('is not ready, saying why, once no batch, tick or rebalance has finished for the session timeout', async () => {
     vi.useFakeTimers();
     const { aggregator, consumer, start } = started();

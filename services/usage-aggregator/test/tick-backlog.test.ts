@@ -3,11 +3,11 @@ import { stubbedService } from './stub-service.js';
 
 /**
  * Issue 13 (a loaded machine): ticks, batches and rebalances take turns (`exclusive`), and a batch waiting
- * for its turn cannot heartbeat. Beside two CPU hogs an idle tick (the raw topics' end offsets, then the
- * worker) took longer than TICK_MS: queued once per TICK_MS whatever the backlog, the ticks piled up, a
- * batch waited behind them, and the member was evicted at the session timeout with every window unbilled
- * for two minutes. A service with task 0 restored (its private state set directly), a broker that answers
- * end offsets after 2.5 s and a worker that answers at once.
+ * for its turn cannot heartbeat. On a loaded machine an idle tick (the raw topics' end offsets, then the
+ * worker) can take longer than TICK_MS; queued once per TICK_MS whatever the backlog, the ticks pile up and
+ * a batch waits behind them until the member is evicted at the session timeout (a beside-hogs run was
+ * evicted and billed nothing for two minutes, which this fits). A service with task 0 restored (its private
+ * state set directly), a broker that answers end offsets after 2.5 s and a worker that answers at once.
  */
 const TICK_MS = 1_000;
 const END_OFFSETS_MS = 2_500; // two raw topics: one tick takes 5 s
