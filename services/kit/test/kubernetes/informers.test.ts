@@ -100,8 +100,8 @@ describe('ClusterCache on a slow API server', () => {
   });
 
   // Beside two CPU hogs a real kube-apiserver answered lists in over 2 s. Aborting each such list at the
-  // slack before staleness (here 6 s - 4 s) and starting another as slow left the cache unlisted, and a
-  // pod created and removed meanwhile was never billed.
+  // slack before staleness (here 6 s - 4 s) and starting another as slow leaves the cache unlisted, and a
+  // pod created and removed meanwhile is never seen, so never billed.
   it('waits for a list slower than the slack before staleness instead of aborting it', async () => {
     const requests: string[] = [];
     server = createServer((req, res) => {
