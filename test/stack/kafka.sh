@@ -61,12 +61,15 @@ kafka_start() {
     require_free_ports kafka "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"
     kafka_format
     log "kafka: starting on $KAFKA_BOOTSTRAP (log: .stack/kafka/kafka.log)"
+    log "kafka: after an unclean stop it waits out the old broker session first (up to 120 s)"
     start_daemon "$PIDFILE" "$KDIR/stdout.log" \
       java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true \
       -Dkafka.stack.dir="$STACK_DIR" -Dlog4j2.configurationFile="$STACK_SRC/kafka/log4j2.xml" \
       -cp "$LIBS/*" kafka.Kafka "$PROPS"
   fi
-  wait_for 90 "kafka to answer on $KAFKA_BOOTSTRAP" kafka_ready_or_dead ||
+  # Up to 240 s: after an unclean stop the controller refuses the new registration until the old
+  # session (broker.session.timeout.ms, 120 s) expires; a broker that dies is still caught at once.
+  wait_for 240 "kafka to answer on $KAFKA_BOOTSTRAP" kafka_ready_or_dead ||
     die "kafka did not come up; see .stack/kafka/kafka.log and .stack/kafka/stdout.log"
   log "kafka: ready on $KAFKA_BOOTSTRAP"
 }
