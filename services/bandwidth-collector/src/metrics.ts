@@ -1,20 +1,16 @@
 import type { Registry } from 'prom-client';
 import { metricsOn } from '@gpu-meter/kit/runtime';
-import { collectorOutputMetrics } from '@gpu-meter/kit/runners/collector';
+import { sharedCollectorMetrics } from '@gpu-meter/kit/runners/collector';
 
 export function collectorMetrics(registry: Registry, bufferSize: () => number) {
   const { counter, gauge } = metricsOn(registry);
   return {
+    ...sharedCollectorMetrics(registry, bufferSize),
     samplesProduced: counter(
       'gpumeter_bandwidth_samples_produced_total',
       'Bandwidth samples built and queued.',
     ),
-    ...collectorOutputMetrics(registry, bufferSize),
     unallocatedSamples: counter('gpumeter_unallocated_samples_total', 'Samples of device time no pod held.'),
-    unattributedSamples: counter(
-      'gpumeter_unattributed_samples_total',
-      'Samples of pods with no project, billed to the fallback subject.',
-    ),
     scrapes: counter('gpumeter_scrapes_total', 'DCGM exporter scrapes (ok, error, too_large).', ['result']),
     rejectedReadings: counter(
       'gpumeter_rejected_readings_total',
@@ -25,8 +21,6 @@ export function collectorMetrics(registry: Registry, bufferSize: () => number) {
       'gpumeter_skipped_series_total',
       'DCGM series without UUID or with a non-numeric value.',
     ),
-    watchErrors: counter('gpumeter_watch_errors_total', 'Kubernetes list/watch failures.', ['kind']),
-    lists: counter('gpumeter_kubernetes_lists_total', 'Kubernetes lists (first and relists).', ['kind']),
     targets: gauge('gpumeter_scrape_targets', 'DCGM exporters scraped.'),
   };
 }

@@ -1,10 +1,11 @@
 import type { Registry } from 'prom-client';
 import { metricsOn } from '@gpu-meter/kit/runtime';
-import { collectorOutputMetrics } from '@gpu-meter/kit/runners/collector';
+import { sharedCollectorMetrics } from '@gpu-meter/kit/runners/collector';
 
 export function collectorMetrics(registry: Registry, bufferSize: () => number) {
   const { counter, gauge } = metricsOn(registry);
   return {
+    ...sharedCollectorMetrics(registry, bufferSize),
     samplesProduced: counter(
       'gpumeter_allocation_samples_produced_total',
       'Allocation samples built and queued for Kafka.',
@@ -12,11 +13,6 @@ export function collectorMetrics(registry: Registry, bufferSize: () => number) {
     samplesBackfilled: counter(
       'gpumeter_allocation_samples_backfilled_total',
       'Samples for grid points before the one being processed (restart backfill, late-seen pods).',
-    ),
-    ...collectorOutputMetrics(registry, bufferSize),
-    unattributedSamples: counter(
-      'gpumeter_unattributed_samples_total',
-      'Samples of pods with no project, billed to the fallback subject.',
     ),
     untrustedInputs: counter(
       'gpumeter_untrusted_inputs_total',
@@ -28,11 +24,6 @@ export function collectorMetrics(registry: Registry, bufferSize: () => number) {
       'Grid points of pods the pod model rejected (a quantity it cannot parse, an amount no sample can carry), not sampled but dead-lettered, by reason: model_error, invalid_amount.',
       ['reason'],
     ),
-    watchErrors: counter(
-      'gpumeter_watch_errors_total',
-      'Kubernetes list/watch failures (the informer restarts after a back-off).',
-      ['kind'],
-    ),
     watchFresh: gauge(
       'gpumeter_kubernetes_watch_fresh',
       '1 while the pod and node watches are fresh (listed, not failed, a list or event within WATCH_STALE_INTERVALS), else 0.',
@@ -40,11 +31,6 @@ export function collectorMetrics(registry: Registry, bufferSize: () => number) {
     staleGridPoints: counter(
       'gpumeter_stale_grid_points_total',
       'Grid points not sampled because the Kubernetes watch was not fresh (backfilled once it is).',
-    ),
-    lists: counter(
-      'gpumeter_kubernetes_lists_total',
-      'Kubernetes lists: the first, each periodic relist (WATCH_RELIST_INTERVALS), and each relist after 410 Gone or a failed list.',
-      ['kind'],
     ),
     trackedPods: gauge('gpumeter_tracked_pods', 'Pods in the cache (live and recently deleted).'),
   };

@@ -16,7 +16,7 @@ import { retryWhileRetriable, StartupProgress } from '../runtime/startup.js';
 import type { collectorBufferConfigSpec, collectorConfigSpec } from './collector-config.js';
 
 export { collectorBufferConfigSpec, collectorConfigSpec } from './collector-config.js';
-export { collectorOutputMetrics } from './collector-metrics.js';
+export { sharedCollectorMetrics } from './collector-metrics.js';
 
 /** What every collector's configuration has: the shared collector specs and its output topic. */
 export type CollectorSettings = ConfigOf<ReturnType<typeof collectorConfigSpec>> &

@@ -2,10 +2,11 @@ import type { Registry } from 'prom-client';
 import { metricsOn } from '../runtime/metrics.js';
 
 /**
- * The metrics of a collector's output, alike in every collector: what its sample publisher feeds
- * (`PublisherMetrics`) and the size of the send buffer. The collector's own metrics come beside them.
+ * The metrics alike in every collector: what its sample publisher feeds (`PublisherMetrics`), the size of
+ * the send buffer, its Kubernetes watches (`WatchCounters`) and the samples it could not attribute. The
+ * collector's own metrics come beside them.
  */
-export function collectorOutputMetrics(registry: Registry, bufferSize: () => number) {
+export function sharedCollectorMetrics(registry: Registry, bufferSize: () => number) {
   const { counter, gauge } = metricsOn(registry);
   return {
     samplesPublished: counter(
@@ -31,5 +32,19 @@ export function collectorOutputMetrics(registry: Registry, bufferSize: () => num
     bufferSize: gauge('gpumeter_send_buffer_size', 'Samples waiting to be sent to Kafka.', [], {
       read: bufferSize,
     }),
+    watchErrors: counter(
+      'gpumeter_watch_errors_total',
+      'Kubernetes list/watch failures (the informer restarts after a back-off).',
+      ['kind'],
+    ),
+    lists: counter(
+      'gpumeter_kubernetes_lists_total',
+      'Kubernetes lists: the first, each periodic relist (WATCH_RELIST_INTERVALS), and each relist after 410 Gone or a failed list.',
+      ['kind'],
+    ),
+    unattributedSamples: counter(
+      'gpumeter_unattributed_samples_total',
+      'Samples of pods with no project, billed to the fallback subject.',
+    ),
   };
 }

@@ -1,7 +1,7 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { metricsOn } from '@gpu-meter/kit/runtime';
-import { collectorOutputMetrics } from '../../src/runners/collector-metrics.js';
+import { sharedCollectorMetrics } from '../../src/runners/collector-metrics.js';
 
 describe('metricsOn', () => {
   it('makes a gauge that reads its value at each scrape', async () => {
@@ -28,10 +28,10 @@ describe('metricsOn', () => {
   });
 });
 
-describe("a collector's output metrics", () => {
+describe("the metrics every collector shares", () => {
   it('report the send buffer size at each scrape', async () => {
     const registry = new Registry();
-    collectorOutputMetrics(registry, () => 42);
+    sharedCollectorMetrics(registry, () => 42);
     expect(await registry.metrics()).toContain(
       '# HELP gpumeter_send_buffer_size Samples waiting to be sent to Kafka.\n# TYPE gpumeter_send_buffer_size gauge\ngpumeter_send_buffer_size 42',
     );
