@@ -16,6 +16,7 @@ import type { AggregatorMetrics } from './metrics.js';
 import { isFencedError } from './fencing.js';
 import { Outbox } from './outbox.js';
 import type { RemoteDriver } from './remote-driver.js';
+import { TaskTable } from './task-table.js';
 
 /**
  * Past this many uncommitted records a task waits for its transaction in flight before taking more: it
@@ -37,6 +38,8 @@ interface Lane {
   committing: Promise<void> | undefined;
   /** The latest commit point enqueued, to skip idle ticks that would commit nothing new. */
   latestCommits: string;
+  /** The task generation its outbox is filled for (see TaskTable). */
+  generation: number;
 }
 
 /**
@@ -50,26 +53,13 @@ interface Lane {
 export class AggregatorService {
   private readonly topics: [string, string];
   private readonly lanes = new Map<number, Lane>();
-  /**
-   * Tasks the worker holds, by task number, with the generation of their last restore: an answer that
-   * arrives after its task was dropped or restored again belongs to a dead generation and is ignored.
-   */
-  private readonly tasks = new Map<number, number>();
-  private generation = 0;
+  /** Each owned task's state: pending, restoring, running (at a generation) or fenced; see task-table.ts. */
+  private readonly taskTable: TaskTable;
   private readonly gauges = new Map<number, TaskGauges>();
   /** Batches in the worker, answered or not; see MAX_BATCHES_IN_WORKER. */
   private readonly inWorker = new Set<Promise<void>>();
-  /** Tasks of the current assignment (a task whose commit failed is owned but not in `tasks`). */
-  private owned: number[] = [];
   /** Partitions of each raw topic in the current assignment. */
   private assignment = new Map<string, number[]>();
-  /**
-   * Tasks whose producer was fenced, with when: a newer owner has them (this instance was paused or cut
-   * off past the session timeout), and restoring here would fence it back in turn. They wait for this
-   * instance's rebalance, or 2 × SESSION_TIMEOUT_MS if none comes (e.g. the coordinator only expired a
-   * slow transaction).
-   */
-  private readonly fencedAt = new Map<number, number>();
   /** Partition counts of the raw topics when last looked at (ticks), to say once when they change. */
   private partitionCounts = new Map<string, number>();
   private consumer: Consumer | undefined;
@@ -97,6 +87,7 @@ export class AggregatorService {
   ) {
     this.topics = [config.podAllocationsTopic, config.bandwidthSamplesTopic];
     this.heartbeatIntervalMs = heartbeatIntervalFor(config.sessionTimeoutMs);
+    this.taskTable = new TaskTable(2 * config.sessionTimeoutMs);
   }
 
   /** Batches, ticks and rebalances run one at a time: a task's state is never touched by two at once. */
@@ -218,13 +209,10 @@ export class AggregatorService {
   private async reassign(partitions: number[], assignment: Map<string, number[]>): Promise<void> {
     // What was decided but not committed is redone by whoever owns the task now; a transaction already in
     // flight must end before anyone (this instance included) reads the committed offsets.
-    const dropped = [...this.tasks.keys()];
-    this.tasks.clear();
+    const dropped = this.taskTable.reassign(partitions);
     for (const lane of this.lanes.values()) lane.outbox = new Outbox();
     await Promise.all([...this.lanes.values()].map((lane) => lane.committing));
-    this.owned = partitions;
     this.assignment = assignment;
-    this.fencedAt.clear();
     for (const p of dropped) await this.driver.call({ op: 'revoke', task: p });
     this.gauges.clear();
     for (const [p, lane] of this.lanes) {
@@ -241,6 +229,16 @@ export class AggregatorService {
    * transaction), then read committed offsets + metadata, restore and seek there.
    */
   private async initTask(p: number): Promise<void> {
+    this.taskTable.beginRestore(p, Date.now());
+    try {
+      await this.restoreTask(p);
+    } catch (error) {
+      this.taskTable.restoreFailed(p);
+      throw error;
+    }
+  }
+
+  private async restoreTask(p: number): Promise<void> {
     const { config } = this;
     let lane = this.lanes.get(p);
     if (!lane) {
@@ -251,7 +249,7 @@ export class AggregatorService {
         transactionTimeout: 60_000,
       });
       await producer.connect();
-      lane = { producer, outbox: new Outbox(), committing: undefined, latestCommits: '' };
+      lane = { producer, outbox: new Outbox(), committing: undefined, latestCommits: '', generation: 0 };
       this.lanes.set(p, lane);
     }
     // kafkajs initialises the transactional producer id lazily, at the first transaction(). Force it now:
@@ -295,14 +293,15 @@ export class AggregatorService {
         }
         throw error;
       });
-    // No I/O after this point: the task state and the consumer positions change together.
-    this.tasks.set(p, ++this.generation);
-    if (assigned.gauges) this.gauges.set(p, assigned.gauges);
-    lane.outbox = new Outbox();
-    lane.latestCommits = '';
+    // No I/O after this point: the task state and the consumer positions change together, the task
+    // running only once every seek has been taken.
     inputs.forEach(({ topic, partition }, index) =>
       this.consumer!.seek({ topic, partition, offset: String(seekTo[index]) }),
     );
+    lane.generation = this.taskTable.restored(p);
+    if (assigned.gauges) this.gauges.set(p, assigned.gauges);
+    lane.outbox = new Outbox();
+    lane.latestCommits = '';
     this.logger.info(
       { task: p, committed: inputs.map((i) => ({ topic: i.topic, partition: i.partition, ...i.committed })) },
       'task restored from committed offsets',
@@ -316,8 +315,9 @@ export class AggregatorService {
     // evicted at the session timeout (a rebalance that would itself wait for that commit).
     const waitFor = (work: Promise<unknown>) =>
       waitWhileHeartbeating(work, heartbeat, this.heartbeatIntervalMs);
-    if (!this.tasks.has(p)) {
-      if (!this.restorable(p)) return; // fenced: the batch is read again by whoever owns the task
+    if (this.taskTable.generationOf(p) === undefined) {
+      // Held after a fence: the batch is read again by whoever owns the task now.
+      if (!this.taskTable.restorable(p, Date.now())) return;
       // InitProducerId waits until the previous owner's open transaction has ended: on a slow broker
       // longer than a session. A rebalance reported meanwhile ends the batch, but only after the restore
       // has ended, so that it never runs beside the next assignment's restore.
@@ -328,7 +328,8 @@ export class AggregatorService {
       });
     }
     if (isStale()) return; // a seek (restore) happened after this batch was fetched
-    const generation = this.tasks.get(p);
+    const generation = this.taskTable.generationOf(p);
+    if (generation === undefined) return; // not reached: a restore either runs the task or throws
     const messages = batch.messages;
     const values = packValues(messages.map((m) => m.value));
     const offsets = Float64Array.from(messages, (m) => Number(m.offset));
@@ -352,12 +353,12 @@ export class AggregatorService {
     resolveOffset(batch.lastOffset());
     const applied = answered.then(
       (reply) => {
-        if (this.tasks.get(p) !== generation) return;
+        if (!this.taskTable.isCurrent(p, generation)) return;
         this.enqueue(p, reply.step!, messages, messages.length);
         this.observe(p, reply);
       },
       (error: unknown) => {
-        if (this.tasks.get(p) === generation) this.fail(p, error);
+        if (this.taskTable.isCurrent(p, generation)) this.fail(p, generation, error);
       },
     );
     this.inWorker.add(applied);
@@ -371,22 +372,23 @@ export class AggregatorService {
   private async onTick(): Promise<void> {
     if (this.stopped) return;
     // A task whose commit failed and whose restore failed too (e.g. broker down) is retried here.
-    for (const p of this.owned) if (!this.tasks.has(p) && this.restorable(p)) await this.initTask(p);
-    if (this.tasks.size === 0) return;
+    for (const p of this.taskTable.restorableTasks(Date.now())) await this.initTask(p);
+    const running = this.taskTable.running();
+    if (running.length === 0) return;
     const ends: Array<{ topic: string; partition: number; end: number }> = [];
     for (const topic of this.topics) {
       const offsets = await this.admin.fetchTopicOffsets(topic);
       this.watchPartitions(topic, offsets.length);
       for (const end of offsets) ends.push({ topic, partition: end.partition, end: Number(end.high) });
     }
-    for (const [p, generation] of [...this.tasks]) {
+    for (const [p, generation] of running) {
       const reply = await this.driver.call({
         op: 'tick',
         task: p,
         nowMs: Date.now(),
         ends: ends.filter((e) => taskOf(e.partition, this.config.tasks) === p),
       });
-      if (this.tasks.get(p) !== generation) continue;
+      if (!this.taskTable.isCurrent(p, generation)) continue;
       const step = reply.step!;
       const lane = this.lanes.get(p);
       const unchanged = step.commits.length === 0 || lane?.latestCommits === JSON.stringify(step.commits);
@@ -423,11 +425,12 @@ export class AggregatorService {
       try {
         while (!lane.outbox.empty && this.lanes.get(p) === lane) {
           const outbox = lane.outbox;
+          const generation = lane.generation;
           lane.outbox = new Outbox();
           try {
             await this.transact(lane, outbox);
           } catch (error) {
-            if (this.lanes.get(p) === lane) this.fail(p, error);
+            if (this.lanes.get(p) === lane) this.fail(p, generation, error);
             return;
           }
         }
@@ -497,21 +500,23 @@ export class AggregatorService {
   }
 
   /**
-   * A failed transaction (or a batch the worker could not take) leaves the task's memory ahead of Kafka:
-   * drop the task and its lane at once, so no later answer or batch builds on them, then rebuild the task
-   * from the committed offsets when its turn comes.
+   * A failed transaction (or a batch the worker could not take) of `generation` leaves the task's memory
+   * ahead of Kafka: drop the task and its lane at once, so no later answer or batch builds on them, then
+   * rebuild the task from the committed offsets when its turn comes. A transaction of a generation already
+   * dropped (by a rebalance) still takes its lane along, which is in error now.
    */
-  private fail(p: number, error: unknown): void {
+  private fail(p: number, generation: number, error: unknown): void {
     const fenced = isFencedError(error);
     if (fenced) {
-      this.fencedAt.set(p, Date.now());
+      this.taskTable.fenced(p, generation, Date.now());
       this.logger.warn(
         { task: p, message: errorMessage(error) },
         'task fenced by a newer owner of its transactional id; waiting for the rebalance',
       );
-    } else
+    } else {
+      this.taskTable.failed(p, generation);
       this.logger.warn({ task: p, err: error, message: errorMessage(error) }, 'task failed; restoring it');
-    this.tasks.delete(p);
+    }
     this.gauges.delete(p);
     void this.driver.call({ op: 'revoke', task: p }).catch(() => undefined);
     const lane = this.lanes.get(p);
@@ -521,7 +526,7 @@ export class AggregatorService {
     }
     if (fenced) return;
     void this.exclusive(async () => {
-      if (this.stopped || this.tasks.has(p) || !this.owned.includes(p)) return;
+      if (this.stopped || !this.taskTable.restorable(p, Date.now())) return;
       await this.initTask(p);
     }).catch((restoreError) =>
       this.logger.warn(
@@ -529,11 +534,6 @@ export class AggregatorService {
         'task restore failed; retrying at the next tick',
       ),
     );
-  }
-
-  private restorable(p: number): boolean {
-    const at = this.fencedAt.get(p);
-    return at === undefined || Date.now() - at > 2 * this.config.sessionTimeoutMs;
   }
 
   /**

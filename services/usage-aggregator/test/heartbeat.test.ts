@@ -2,6 +2,7 @@ import type { EachBatchPayload } from 'kafkajs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { stubbedService } from './stub-service.js';
 import { Outbox } from '../src/outbox.js';
+import type { TaskTable } from '../src/task-table.js';
 
 /**
  * Issue 13 point 7: while onBatch waits on back-pressure (its task's transaction commit held by a slow
@@ -12,10 +13,16 @@ import { Outbox } from '../src/outbox.js';
 const SESSION_TIMEOUT_MS = 3_000; // heartbeat interval: a third of it
 
 interface Internals {
-  tasks: Map<number, number>;
+  taskTable: TaskTable;
   lanes: Map<
     number,
-    { producer: unknown; outbox: Outbox; committing: Promise<void> | undefined; latestCommits: string }
+    {
+      producer: unknown;
+      outbox: Outbox;
+      committing: Promise<void> | undefined;
+      latestCommits: string;
+      generation: number;
+    }
   >;
   inWorker: Set<Promise<void>>;
   onBatch(payload: EachBatchPayload): Promise<void>;
@@ -26,7 +33,9 @@ function service(): Internals {
     config: { sessionTimeoutMs: SESSION_TIMEOUT_MS },
     driver: { call: () => new Promise(() => {}) },
   }) as unknown as Internals;
-  aggregator.tasks.set(0, 1);
+  aggregator.taskTable.reassign([0]);
+  aggregator.taskTable.beginRestore(0, 0);
+  aggregator.taskTable.restored(0);
   return aggregator;
 }
 
@@ -65,6 +74,7 @@ describe('AggregatorService.onBatch under back-pressure', () => {
       outbox,
       committing: new Promise<void>((resolve) => (commit = resolve)),
       latestCommits: '',
+      generation: 1,
     });
     const { during, returned } = await beatsWhileWaiting(aggregator, () => commit());
     expect(during.returned).toBe(false);
@@ -75,11 +85,17 @@ describe('AggregatorService.onBatch under back-pressure', () => {
 
   it('heartbeats while it restores its task and InitProducerId waits for the previous owner', async () => {
     const aggregator = service();
-    aggregator.tasks.clear(); // the task is restored on its first batch
+    aggregator.taskTable.reassign([0]); // pending: the task is restored on its first batch
     let fenced!: (transaction: { abort: () => Promise<void> }) => void;
     // The coordinator answers InitProducerId only once the killed owner's open transaction has ended.
     const producer = { transaction: () => new Promise((resolve) => (fenced = resolve)) };
-    aggregator.lanes.set(0, { producer, outbox: new Outbox(), committing: undefined, latestCommits: '' });
+    aggregator.lanes.set(0, {
+      producer,
+      outbox: new Outbox(),
+      committing: undefined,
+      latestCommits: '',
+      generation: 0,
+    });
     let beats = 0;
     let settled = false;
     const batch = aggregator.onBatch(payload(async () => void (beats += 1))).finally(() => (settled = true));
@@ -95,10 +111,16 @@ describe('AggregatorService.onBatch under back-pressure', () => {
 
   it('a rebalance reported while it restores its task ends the batch only once the restore has ended', async () => {
     const aggregator = service();
-    aggregator.tasks.clear();
+    aggregator.taskTable.reassign([0]);
     let fenced!: (transaction: { abort: () => Promise<void> }) => void;
     const producer = { transaction: () => new Promise((resolve) => (fenced = resolve)) };
-    aggregator.lanes.set(0, { producer, outbox: new Outbox(), committing: undefined, latestCommits: '' });
+    aggregator.lanes.set(0, {
+      producer,
+      outbox: new Outbox(),
+      committing: undefined,
+      latestCommits: '',
+      generation: 0,
+    });
     let settled = false;
     const rebalancing = Object.assign(new Error('The group is rebalancing'), {
       type: 'REBALANCE_IN_PROGRESS',
@@ -121,7 +143,13 @@ describe('AggregatorService.onBatch under back-pressure', () => {
 
   it('heartbeats while the worker holds its maximum of batches', async () => {
     const aggregator = service();
-    aggregator.lanes.set(0, { producer: {}, outbox: new Outbox(), committing: undefined, latestCommits: '' });
+    aggregator.lanes.set(0, {
+      producer: {},
+      outbox: new Outbox(),
+      committing: undefined,
+      latestCommits: '',
+      generation: 0,
+    });
     let answer!: () => void;
     const answered = new Promise<void>((resolve) => (answer = resolve));
     for (let i = 0; i < 3; i += 1) aggregator.inWorker.add(i === 0 ? answered : new Promise(() => {}));

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { stubbedService } from './stub-service.js';
+import type { TaskTable } from '../src/task-table.js';
 
 /**
  * Issue 13 (a loaded machine): ticks, batches and rebalances take turns (`exclusive`), and a batch waiting
@@ -13,8 +14,7 @@ const TICK_MS = 1_000;
 const END_OFFSETS_MS = 2_500; // two raw topics: one tick takes 5 s
 
 interface Internals {
-  tasks: Map<number, number>;
-  owned: number[];
+  taskTable: TaskTable;
   tick(): void;
   exclusive<T>(work: () => Promise<T>): Promise<T>;
 }
@@ -34,8 +34,9 @@ function service(): { aggregator: Internals; endOffsetCalls: () => number } {
     driver: { call: async () => ({ step: { events: [], commits: [] } }) },
     metrics: { partitions: { set: () => {} } },
   }) as unknown as Internals;
-  aggregator.tasks.set(0, 1);
-  aggregator.owned = [0];
+  aggregator.taskTable.reassign([0]);
+  aggregator.taskTable.beginRestore(0, 0);
+  aggregator.taskTable.restored(0);
   return { aggregator, endOffsetCalls: () => calls };
 }
 
