@@ -1,7 +1,12 @@
 import { PoisonRecordError } from '@gpu-meter/kit/contracts';
 import type { TopicSerde } from '@gpu-meter/kit/kafka';
-import type { Decoded } from './driver.js';
 import type { BandwidthFields, PodAllocationFields } from './samples.js';
+
+/** A raw record's value as the driver takes it: a sample's fields, or poison with its reason. */
+export type Decoded =
+  | { kind: 'pod'; value: PodAllocationFields }
+  | { kind: 'bandwidth'; value: BandwidthFields }
+  | { kind: 'poison'; code: string; reason: string };
 
 type SampleSerde = TopicSerde<PodAllocationFields> | TopicSerde<BandwidthFields>;
 

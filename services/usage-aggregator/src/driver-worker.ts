@@ -2,8 +2,8 @@ import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { errorMessage } from '@gpu-meter/kit/contracts';
 import { createSchemaRegistry, TopicSerde } from '@gpu-meter/kit/kafka';
 import { viewValues } from './batch-transfer.js';
-import { decodeSample, decodeSampleKnownAt } from './decode.js';
-import { AggregatorDriver, taskOf, type Decoded } from './driver.js';
+import { decodeSample, decodeSampleKnownAt, type Decoded } from './decode.js';
+import { AggregatorDriver, taskOf } from './driver.js';
 import type {
   DriverReply,
   DriverRequest,

@@ -4,11 +4,17 @@ import {
   fromPodAllocation,
   invalidReason,
   timeInvalidReason,
-  type BandwidthFields,
-  type PodAllocationFields,
   type Sample,
 } from './samples.js';
-import { emptyOutput, Task, type CommitEntry, type TaskRecord, type TaskSettings } from './task.js';
+import type { Decoded } from './decode.js';
+import {
+  emptyOutput,
+  Task,
+  type CommitEntry,
+  type TaskOutput,
+  type TaskRecord,
+  type TaskSettings,
+} from './task.js';
 
 /**
  * The synchronous heart of the service, in the manner of Kafka Streams' TopologyTestDriver: records and
@@ -25,11 +31,6 @@ export interface DriverSettings extends TaskSettings {
   readonly maxClockAheadMs: number;
 }
 
-export type Decoded =
-  | { kind: 'pod'; value: PodAllocationFields }
-  | { kind: 'bandwidth'; value: BandwidthFields }
-  | { kind: 'poison'; code: string; reason: string };
-
 export interface DriverRecord {
   readonly topic: string;
   readonly partition: number;
@@ -45,13 +46,14 @@ export interface SourceRef {
   readonly offset: number;
 }
 
-export interface Step {
-  events: ReturnType<typeof emptyOutput>['events'];
+/**
+ * What one batch or tick gives the shell to write in one transaction: the task's `TaskOutput`, each record
+ * named by its topic and partition instead of the task's input number, and the task's commit point.
+ */
+export interface Step extends Omit<TaskOutput, 'late' | 'deadLetters'> {
   late: Array<SourceRef & { reason: string }>;
   deadLetters: Array<SourceRef & { code: string; reason: string }>;
   commits: CommitEntry[];
-  dedupeHits: number;
-  replayed: number;
 }
 
 export interface Committed {
@@ -172,7 +174,7 @@ export class AggregatorDriver {
       : { kind: 'invalid', offset, code: ErrorCodes.VALIDATION_FAILED.code, reason };
   }
 
-  private step(task: Task, out: ReturnType<typeof emptyOutput>): Step {
+  private step(task: Task, out: TaskOutput): Step {
     const ref = (input: number, offset: number): SourceRef => ({
       topic: task.inputs[input]!.topic,
       partition: task.inputs[input]!.partition,

@@ -20,7 +20,8 @@ import {
   nastyString,
 } from '../../../test/support/fuzz.js';
 import { decodeSample } from '../src/decode.js';
-import { AggregatorDriver, type Decoded } from '../src/driver.js';
+import type { Decoded } from '../src/decode.js';
+import { AggregatorDriver } from '../src/driver.js';
 import { fromBandwidth, fromPodAllocation, invalidReason, timeInvalidReason } from '../src/samples.js';
 import { baseSettings, BW, POD, pair } from './harness.js';
 
