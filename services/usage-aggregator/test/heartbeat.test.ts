@@ -39,6 +39,11 @@ function service(): Internals {
   return aggregator;
 }
 
+/** A task's lane with nothing to commit and no transaction in flight. */
+function idleLane(producer: unknown) {
+  return { producer, outbox: new Outbox(), committing: undefined, latestCommits: '', generation: 0 };
+}
+
 function payload(heartbeat: () => Promise<void>): EachBatchPayload {
   const message = { offset: '0', timestamp: '0', key: null, value: Buffer.from('x'), headers: {} };
   return {
@@ -89,13 +94,7 @@ describe('AggregatorService.onBatch under back-pressure', () => {
     let fenced!: (transaction: { abort: () => Promise<void> }) => void;
     // The coordinator answers InitProducerId only once the killed owner's open transaction has ended.
     const producer = { transaction: () => new Promise((resolve) => (fenced = resolve)) };
-    aggregator.lanes.set(0, {
-      producer,
-      outbox: new Outbox(),
-      committing: undefined,
-      latestCommits: '',
-      generation: 0,
-    });
+    aggregator.lanes.set(0, idleLane(producer));
     let beats = 0;
     let settled = false;
     const batch = aggregator.onBatch(payload(async () => void (beats += 1))).finally(() => (settled = true));
@@ -114,13 +113,7 @@ describe('AggregatorService.onBatch under back-pressure', () => {
     aggregator.taskTable.reassign([0]);
     let fenced!: (transaction: { abort: () => Promise<void> }) => void;
     const producer = { transaction: () => new Promise((resolve) => (fenced = resolve)) };
-    aggregator.lanes.set(0, {
-      producer,
-      outbox: new Outbox(),
-      committing: undefined,
-      latestCommits: '',
-      generation: 0,
-    });
+    aggregator.lanes.set(0, idleLane(producer));
     let settled = false;
     const rebalancing = Object.assign(new Error('The group is rebalancing'), {
       type: 'REBALANCE_IN_PROGRESS',
@@ -143,13 +136,7 @@ describe('AggregatorService.onBatch under back-pressure', () => {
 
   it('heartbeats while the worker holds its maximum of batches', async () => {
     const aggregator = service();
-    aggregator.lanes.set(0, {
-      producer: {},
-      outbox: new Outbox(),
-      committing: undefined,
-      latestCommits: '',
-      generation: 0,
-    });
+    aggregator.lanes.set(0, idleLane({}));
     let answer!: () => void;
     const answered = new Promise<void>((resolve) => (answer = resolve));
     for (let i = 0; i < 3; i += 1) aggregator.inWorker.add(i === 0 ? answered : new Promise(() => {}));
