@@ -34,7 +34,8 @@ const IO_LIBRARIES = [
 
 /** Modules that must stay pure: importing one loads none of IO_LIBRARIES, directly or transitively. */
 const PURE_MODULES = [
-  // The aggregator's core: samples, dedupe, windows, groups, tasks, the synchronous driver and its protocol.
+  // The aggregator's core: samples, dedupe, windows, groups, tasks, the synchronous driver and its protocol,
+  // and the task state table.
   'services/usage-aggregator/src/samples.ts',
   'services/usage-aggregator/src/dedupe-index.ts',
   'services/usage-aggregator/src/windows.ts',
@@ -46,6 +47,7 @@ const PURE_MODULES = [
   'services/usage-aggregator/src/batch-transfer.ts',
   'services/usage-aggregator/src/driver-protocol.ts',
   'services/usage-aggregator/src/fencing.ts',
+  'services/usage-aggregator/src/task-table.ts',
   // The kit's pure folders, through their entry points.
   'services/kit/src/contracts/index.ts',
   'services/kit/src/config/index.ts',
