@@ -28,7 +28,7 @@ describe('metricsOn', () => {
   });
 });
 
-describe("the metrics every collector shares", () => {
+describe('the metrics every collector shares', () => {
   it('report the send buffer size at each scrape', async () => {
     const registry = new Registry();
     sharedCollectorMetrics(registry, () => 42);
