@@ -153,14 +153,21 @@ describe('openmeter-forwarder against Kafka and the fake OpenMeter', () => {
     const s = await scenario({ BATCH_MAX_EVENTS: '50' });
     const events = makeUsageEvents(1500, 6);
     const serde = await usageSerde(s.topic);
-    await produceUsageEvents(s.topic, events, { serde });
     // Three batches get through, the fourth hangs in flight: the process dies with it unacknowledged.
     s.fake.failNext({ kind: 'pass' }, { kind: 'pass' }, { kind: 'pass' }, { kind: 'hang' });
     const first = startService('openmeter-forwarder', s.env);
+    // Records trickle in, as on a loaded machine where a fetch brings a few and the batch wait runs out.
+    const produced = (async () => {
+      for (let i = 0; i < events.length; i += 30) {
+        await produceUsageEvents(s.topic, events.slice(i, i + 30), { serde });
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+    })();
     await waitFor('a request in flight', () => s.fake.requests.some((r) => r.status === 'hung'), 60_000, 20);
     await first.kill('SIGKILL');
     expect(s.fake.events).toHaveLength(150);
     const second = startService('openmeter-forwarder', s.env);
+    await produced;
     await waitFor(
       `${events.length} accepted events`,
       () => s.fake.events.length >= events.length,
