@@ -33,6 +33,11 @@ export const simulatorConfigSpec = {
     schemas.int(5000, 1),
     'How often watches that allow bookmarks get one.',
   ),
+  minWatchTimeoutMs: env(
+    'SIMULATOR_MIN_WATCH_TIMEOUT_MS',
+    schemas.int(1_800_000, 1),
+    'A watch without timeoutSeconds ends after a random time in [this, 2 x this), as kube-apiserver does.',
+  ),
 };
 
 export type SimulatorConfig = ReturnType<typeof loadConfig>;

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { ClusterState, WatchEvent } from './cluster-state.js';
 import type { K8sObject } from './k8s-objects.js';
 import { matcher, type Matcher } from './selectors.js';
@@ -10,6 +11,9 @@ import { matcher, type Matcher } from './selectors.js';
 export interface K8sServerOptions {
   bookmarkIntervalMs: number;
   goneMode: 'event' | 'http';
+  /** A watch that names no timeoutSeconds ends after a random time in [this, 2 × this) (watchTimeoutMs). */
+  minWatchTimeoutMs: number;
+  random?: () => number;
   /** Test controls served under POST /simulator/<name> (for a simulator run as a separate process). */
   controls?: Record<string, () => unknown>;
 }
@@ -48,10 +52,27 @@ function route(pathname: string): { kind: 'Pod' | 'Node'; namespace?: string; na
   return undefined;
 }
 
+/** kube-apiserver's --min-request-timeout default (1800 s). */
+export const DEFAULT_MIN_WATCH_TIMEOUT_MS = 1_800_000;
+
+/**
+ * How long a watch stays open: its timeoutSeconds, else, as kube-apiserver does, the minimum request timeout
+ * times a random factor in [1, 2), so that clients re-watch spread out rather than all at once.
+ */
+export function watchTimeoutMs(
+  timeoutSeconds: number | undefined,
+  minWatchTimeoutMs: number,
+  random: () => number = Math.random,
+): number {
+  if (timeoutSeconds !== undefined && timeoutSeconds > 0) return timeoutSeconds * 1000;
+  return Math.floor(minWatchTimeoutMs * (1 + random()));
+}
+
 export class K8sServer {
   readonly server: Server;
   private readonly watches = new Set<OpenWatch>();
   private stalling = false;
+  private closed = false;
 
   constructor(
     private readonly state: ClusterState,
@@ -163,14 +184,14 @@ export class K8sServer {
     const bookmarks = allowBookmarks
       ? setInterval(() => this.bookmark(entry), this.options.bookmarkIntervalMs)
       : undefined;
-    const timeoutSeconds = Number(q.get('timeoutSeconds') ?? 0);
+    const timeoutSeconds = q.has('timeoutSeconds') ? Number(q.get('timeoutSeconds')) : undefined;
     // A stalled watch hangs past its timeout too: nothing ends it but the server's recovery.
-    const timeout =
-      timeoutSeconds > 0
-        ? setTimeout(() => {
-            if (!entry.stalled) entry.close();
-          }, timeoutSeconds * 1000)
-        : undefined;
+    const timeout = setTimeout(
+      () => {
+        if (!entry.stalled) entry.close();
+      },
+      watchTimeoutMs(timeoutSeconds, this.options.minWatchTimeoutMs, this.options.random),
+    );
     const cleanup = () => {
       unsubscribe();
       clearInterval(bookmarks);
@@ -217,7 +238,10 @@ export class K8sServer {
     return this.stalling;
   }
 
-  /** Ends every open watch as a server would on restart or timeout; clients re-watch from their last version. */
+  /**
+   * Ends every open watch as a dropped connection does (a proxy, a network blip): the server keeps its watch
+   * cache, so clients resume from their last version without a relist. A restart is `restart`.
+   */
   dropWatches(): void {
     for (const w of [...this.watches]) w.close();
   }
@@ -226,7 +250,34 @@ export class K8sServer {
     return this.watches.size;
   }
 
+  /**
+   * A kube-apiserver restart: every watch ends, and a resume from any version before it answers 410 Gone,
+   * so clients relist. A restarted server's watch cache starts at the current etcd revision, which its own
+   * start-up writes (leases, endpoints) have moved past what any client last saw. With `downMs` the port
+   * refuses connections for that long first. Ends a stall too: a restart is how a hung cache recovers.
+   */
+  async restart({ downMs = 0 }: { downMs?: number } = {}): Promise<void> {
+    this.state.expire();
+    this.stalling = false;
+    this.dropWatches();
+    if (downMs <= 0 || this.closed) return;
+    const { address, port } = this.server.address() as AddressInfo;
+    const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    await stopped;
+    await new Promise((resolve) => setTimeout(resolve, downMs));
+    if (this.closed) return;
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, address, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
   async close(): Promise<void> {
+    this.closed = true;
     this.dropWatches();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));

@@ -20,6 +20,7 @@ try {
     dcgmPort: config.dcgmPort,
     alignMs: config.alignMs,
     bookmarkIntervalMs: config.bookmarkIntervalMs,
+    minWatchTimeoutMs: config.minWatchTimeoutMs,
     ...(startMs !== undefined ? { startMs } : {}),
   });
   const shutdown = new Shutdown(logger);

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { ClusterState } from './cluster-state.js';
 import { createDcgmServer, type DcgmExtras } from './dcgm.js';
 import type { K8sObject } from './k8s-objects.js';
-import { K8sServer } from './k8s-server.js';
+import { DEFAULT_MIN_WATCH_TIMEOUT_MS, K8sServer } from './k8s-server.js';
 import { buildModel, gpuUuid, podUid, type ClusterModel } from './model.js';
 import type { Scenario } from './scenario.js';
 import { buildTimeline } from './timeline.js';
@@ -23,6 +23,11 @@ export interface SimulatorOptions {
   dcgmPort?: number;
   bookmarkIntervalMs?: number;
   goneMode?: 'event' | 'http';
+  /**
+   * A watch without timeoutSeconds ends after a random time in [this, 2 × this); default 30 min, as
+   * kube-apiserver's --min-request-timeout (so watches end on their own after 30 to 60 min).
+   */
+  minWatchTimeoutMs?: number;
 }
 
 export interface Simulator {
@@ -42,7 +47,13 @@ export interface Simulator {
   advance(ms: number): Promise<void>;
   resourceVersion(): number;
   expireWatchHistory(options?: { dropWatches?: boolean }): void;
+  /** Ends every open watch connection; the server keeps its cache, so clients resume without a relist. */
   dropWatches(): void;
+  /**
+   * A kube-apiserver restart: every watch ends and a resume from before it answers 410 Gone (clients relist);
+   * with `downMs` the API refuses connections for that long first.
+   */
+  restart(options?: { downMs?: number }): Promise<void>;
   sendBookmarks(): void;
   openWatches(): number;
   /**
@@ -96,6 +107,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   const k8s: K8sServer = new K8sServer(state, {
     bookmarkIntervalMs: options.bookmarkIntervalMs ?? 5000,
     goneMode: options.goneMode ?? 'event',
+    minWatchTimeoutMs: options.minWatchTimeoutMs ?? DEFAULT_MIN_WATCH_TIMEOUT_MS,
     controls: {
       status: () => ({
         startMs,
@@ -109,6 +121,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
         k8s.dropWatches();
       },
       'drop-watches': () => k8s.dropWatches(),
+      restart: () => void k8s.restart(),
       bookmarks: () => k8s.sendBookmarks(),
       'stall-watches': () => k8s.stallWatches(),
       'resume-watches': () => k8s.resumeWatches(),
@@ -173,6 +186,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       if (dropWatches) k8s.dropWatches();
     },
     dropWatches: () => k8s.dropWatches(),
+    restart: (restartOptions) => k8s.restart(restartOptions),
     sendBookmarks: () => k8s.sendBookmarks(),
     openWatches: () => k8s.openWatches,
     stallWatches: () => k8s.stallWatches(),

@@ -1,5 +1,6 @@
 import { CoreV1Api, KubeConfig, makeInformer, type V1Node, type V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { DEFAULT_MIN_WATCH_TIMEOUT_MS, watchTimeoutMs } from '../src/k8s-server.js';
 import { startSimulator, type Simulator, type SimulatorOptions } from '../src/simulator.js';
 import { scenario, T0, waitFor } from './helpers.js';
 
@@ -76,6 +77,21 @@ async function start(options: Partial<SimulatorOptions> = {}): Promise<Simulator
   const sim = await startSimulator({ scenario: s, ...options });
   onTestFinished(() => sim.close());
   return sim;
+}
+
+/** A client-node pods informer that counts its lists, watch connects and errors; stopped when the test ends. */
+async function podsInformer(sim: Simulator) {
+  const { kc, api } = client(sim);
+  const counts = { lists: 0, connects: 0, errors: [] as unknown[] };
+  const informer = makeInformer<V1Pod>(kc, '/api/v1/pods', () => {
+    counts.lists++;
+    return api.listPodForAllNamespaces();
+  });
+  informer.on('connect', () => counts.connects++);
+  informer.on('error', (e) => counts.errors.push(e));
+  onTestFinished(() => informer.stop());
+  await informer.start();
+  return { informer, counts };
 }
 
 describe('fake Kubernetes API: objects', () => {
@@ -215,31 +231,19 @@ describe('fake Kubernetes API: watch', () => {
 
   it('relists after 410 Gone (ERROR event) and carries on', async () => {
     const sim = await start();
-    const { kc, api } = client(sim);
-    let lists = 0;
-    const informer = makeInformer<V1Pod>(kc, '/api/v1/pods', () => {
-      lists++;
-      return api.listPodForAllNamespaces();
-    });
-    const errors: unknown[] = [];
-    informer.on('error', (e) => errors.push(e));
-    await informer.start();
-    try {
-      await waitFor(() => sim.openWatches() === 1, 'the informer to watch');
-      await sim.setTime(T0 + 10_000);
-      await waitFor(() => informer.get('nb', 'runai-pb')?.status?.phase === 'Running', 'nb running');
-      sim.expireWatchHistory();
-      await waitFor(() => lists === 2 && sim.openWatches() === 1, 'a relist and a new watch');
-      await sim.setTime(T0 + 40_000);
-      await waitFor(
-        () => informer.get('nb', 'runai-pb')?.status?.phase === 'Succeeded',
-        'nb succeeded after the relist',
-      );
-      expect(informer.get('train', 'runai-pa')).toBeUndefined();
-      expect(errors).toEqual([]);
-    } finally {
-      await informer.stop();
-    }
+    const { informer, counts } = await podsInformer(sim);
+    await waitFor(() => sim.openWatches() === 1, 'the informer to watch');
+    await sim.setTime(T0 + 10_000);
+    await waitFor(() => informer.get('nb', 'runai-pb')?.status?.phase === 'Running', 'nb running');
+    sim.expireWatchHistory();
+    await waitFor(() => counts.lists === 2 && sim.openWatches() === 1, 'a relist and a new watch');
+    await sim.setTime(T0 + 40_000);
+    await waitFor(
+      () => informer.get('nb', 'runai-pb')?.status?.phase === 'Succeeded',
+      'nb succeeded after the relist',
+    );
+    expect(informer.get('train', 'runai-pa')).toBeUndefined();
+    expect(counts.errors).toEqual([]);
   });
 
   it('relists after an HTTP 410 answer too', async () => {
@@ -300,28 +304,16 @@ describe('fake Kubernetes API: watch', () => {
 
   it('lets an informer resume from its resourceVersion after a dropped connection, without a relist', async () => {
     const sim = await start();
-    const { kc, api } = client(sim);
-    let lists = 0;
-    let connects = 0;
-    const informer = makeInformer<V1Pod>(kc, '/api/v1/pods', () => {
-      lists++;
-      return api.listPodForAllNamespaces();
-    });
-    informer.on('connect', () => connects++);
-    await informer.start();
-    try {
-      await waitFor(() => sim.openWatches() === 1, 'the informer to watch');
-      sim.dropWatches();
-      await sim.setTime(T0 + 20_000);
-      await waitFor(() => connects === 2 && sim.openWatches() === 1, 'a new watch');
-      await waitFor(
-        () => informer.get('train', 'runai-pa')?.status?.phase === 'Succeeded',
-        'the missed update',
-      );
-      expect(lists).toBe(1);
-    } finally {
-      await informer.stop();
-    }
+    const { informer, counts } = await podsInformer(sim);
+    await waitFor(() => sim.openWatches() === 1, 'the informer to watch');
+    sim.dropWatches();
+    await sim.setTime(T0 + 20_000);
+    await waitFor(() => counts.connects === 2 && sim.openWatches() === 1, 'a new watch');
+    await waitFor(
+      () => informer.get('train', 'runai-pa')?.status?.phase === 'Succeeded',
+      'the missed update',
+    );
+    expect(counts.lists).toBe(1);
   });
 });
 
@@ -412,7 +404,7 @@ describe('fake Kubernetes API: objects put at run time', () => {
 });
 
 describe('fake Kubernetes API: HTTP test controls', () => {
-  it('expires history, drops watches and reports status over POST /simulator/*', async () => {
+  it('expires history, restarts, drops watches and reports status over POST /simulator/*', async () => {
     const sim = await start();
     const post = async (name: string) =>
       (await fetch(`${sim.k8sUrl}/simulator/${name}`, { method: 'POST' })).json();
@@ -431,5 +423,104 @@ describe('fake Kubernetes API: HTTP test controls', () => {
     );
     expect(events.map((e) => [e.type, e.object.code])).toEqual([['ERROR', 410]]);
     expect((await fetch(`${sim.k8sUrl}/simulator/expire-history`)).status).toBe(405);
+    const now = sim.resourceVersion();
+    expect(await post('restart')).toEqual({ ok: true });
+    const afterRestart = await readWatch(
+      `${sim.k8sUrl}/api/v1/nodes?watch=true&resourceVersion=${now}`,
+      () => false,
+    );
+    expect(afterRestart.events.map((e) => [e.type, e.object.code])).toEqual([['ERROR', 410]]);
+  });
+});
+
+/** A pods watch from the current resourceVersion, read for `ms` (see watchFor). */
+const podsWatch = (sim: Simulator, query: string, ms: number) =>
+  watchFor(`${sim.k8sUrl}/api/v1/pods?watch=true&resourceVersion=${sim.resourceVersion()}${query}`, ms);
+
+describe('fake Kubernetes API: as the real server (issue 18 point 3)', () => {
+  it('sends BOOKMARK events only to a watch that asks with allowWatchBookmarks=true', async () => {
+    const sim = await start({ bookmarkIntervalMs: 50 });
+    const asked = podsWatch(sim, '&allowWatchBookmarks=true', 400);
+    const unasked = podsWatch(sim, '', 400);
+    const falsy = podsWatch(sim, '&allowWatchBookmarks=false', 400);
+    await waitFor(() => sim.openWatches() === 3, 'three watches');
+    sim.sendBookmarks();
+    const types = async (w: typeof asked) => [...new Set((await w).events.map((e) => e.type))];
+    expect(await types(asked)).toEqual(['BOOKMARK']);
+    expect(await types(unasked)).toEqual([]);
+    expect(await types(falsy)).toEqual([]);
+  });
+
+  it('ends a watch after its timeoutSeconds, and one that names none after the default timeout', async () => {
+    const sim = await start({ minWatchTimeoutMs: 200 });
+    const began = Date.now();
+    const unnamed = await podsWatch(sim, '', 2_000);
+    const after = Date.now() - began;
+    expect(unnamed.ended).toBe(true);
+    // Like kube-apiserver's --min-request-timeout: each watch gets a random timeout in [min, 2 × min).
+    expect(after).toBeGreaterThanOrEqual(190);
+    expect(after).toBeLessThan(1_000);
+    const named = await podsWatch(sim, '&timeoutSeconds=1', 3_000);
+    expect(named.ended).toBe(true);
+  });
+
+  it('by default times a watch out after 30 to 60 minutes, as kube-apiserver does; timeoutSeconds wins', () => {
+    expect(watchTimeoutMs(undefined, DEFAULT_MIN_WATCH_TIMEOUT_MS, () => 0)).toBe(30 * 60_000);
+    expect(watchTimeoutMs(undefined, DEFAULT_MIN_WATCH_TIMEOUT_MS, () => 0.999_999)).toBeLessThan(
+      60 * 60_000,
+    );
+    expect(watchTimeoutMs(undefined, DEFAULT_MIN_WATCH_TIMEOUT_MS, () => 0.5)).toBe(45 * 60_000);
+    expect(watchTimeoutMs(5, DEFAULT_MIN_WATCH_TIMEOUT_MS, () => 0.5)).toBe(5_000);
+  });
+
+  it('an informer re-watches a watch that timed out, without a relist', async () => {
+    const sim = await start({ minWatchTimeoutMs: 150 });
+    const { counts } = await podsInformer(sim);
+    await waitFor(() => counts.connects >= 3, 'two watches to time out and be re-opened');
+    expect(counts.lists).toBe(1);
+  });
+
+  it('a restart ends every watch and answers a resume from before it with 410 Gone: clients relist', async () => {
+    const sim = await start();
+    const before = sim.resourceVersion();
+    const open = podsWatch(sim, '', 2_000);
+    await waitFor(() => sim.openWatches() === 1, 'the watch to open');
+    await sim.restart();
+    expect((await open).ended).toBe(true);
+    const { events } = await readWatch(
+      `${sim.k8sUrl}/api/v1/pods?watch=true&resourceVersion=${before}`,
+      () => false,
+    );
+    expect(events.map((e) => [e.type, e.object.code])).toEqual([['ERROR', 410]]);
+    // A watch from the list taken after the restart works.
+    const listed = await client(sim).api.listPodForAllNamespaces();
+    await sim.setTime(T0 + 10_000);
+    const resumed = await watchFor(
+      `${sim.k8sUrl}/api/v1/pods?watch=true&resourceVersion=${listed.metadata!.resourceVersion}`,
+      300,
+    );
+    expect(resumed.events.map((e) => [e.type, e.object.metadata.name])).toContainEqual(['ADDED', 'nb']);
+  });
+
+  it('an informer relists after a restart, never a silent resume', async () => {
+    const sim = await start();
+    const { counts } = await podsInformer(sim);
+    await waitFor(() => sim.openWatches() === 1, 'the informer to watch');
+    await sim.restart();
+    await waitFor(() => counts.lists === 2 && sim.openWatches() === 1, 'a relist and a new watch');
+    expect(counts.errors).toEqual([]);
+  });
+
+  it('a restart with downMs refuses connections for that long, then answers again', async () => {
+    const sim = await start();
+    const version = () =>
+      fetch(`${sim.k8sUrl}/version`).then(
+        (res) => res.status,
+        () => 'refused',
+      );
+    const restarted = sim.restart({ downMs: 300 });
+    expect(await version()).toBe('refused');
+    await restarted;
+    expect(await version()).toBe(200);
   });
 });
