@@ -132,7 +132,21 @@ function gpuMetadata(ctx: ObjectContext, p: PodFacts, scheduled: boolean) {
   return { labels, annotations, limits };
 }
 
-export function podObject(ctx: ObjectContext, p: PodFacts, stage: Stage, deletedAt?: number): K8sObject {
+/** A pending delete as the API stores it: deletionTimestamp = the request's time + its grace period. */
+export interface Deletion {
+  atMs: number;
+  gracePeriodSeconds: number;
+}
+
+function deletionMetadata(ctx: ObjectContext, deletion: Deletion | undefined) {
+  if (!deletion) return {};
+  return {
+    deletionTimestamp: timestamp(ctx, deletion.atMs + deletion.gracePeriodSeconds * 1000),
+    deletionGracePeriodSeconds: deletion.gracePeriodSeconds,
+  };
+}
+
+export function podObject(ctx: ObjectContext, p: PodFacts, stage: Stage, deletion?: Deletion): K8sObject {
   const pod = p.pod;
   const scheduled = stage !== 'pending';
   const gpu = gpuMetadata(ctx, p, scheduled);
@@ -163,9 +177,7 @@ export function podObject(ctx: ObjectContext, p: PodFacts, stage: Stage, deleted
       creationTimestamp: timestamp(ctx, p.createdMs),
       labels,
       annotations,
-      ...(deletedAt !== undefined
-        ? { deletionTimestamp: timestamp(ctx, deletedAt), deletionGracePeriodSeconds: 0 }
-        : {}),
+      ...deletionMetadata(ctx, deletion),
     },
     spec: {
       schedulerName: 'runai-scheduler',
@@ -212,9 +224,10 @@ export function reservationObject(
       creationTimestamp: timestamp(ctx, r.runStart),
       labels: { app: 'runai-reservation', 'runai-gpu-group': r.groupId },
       annotations: { 'run.ai/reserve_for_gpu_index': r.gpuUuid },
-      ...(stage === 'terminated'
-        ? { deletionTimestamp: timestamp(ctx, r.runEnd), deletionGracePeriodSeconds: 0 }
-        : {}),
+      ...deletionMetadata(
+        ctx,
+        stage === 'terminated' ? { atMs: r.runEnd, gracePeriodSeconds: 0 } : undefined,
+      ),
     },
     spec: {
       schedulerName: 'runai-scheduler',

@@ -106,8 +106,19 @@ function checkTimes(pod: Pod, at: string, precision: 's' | 'ms'): string[] {
     out.push(`${at}.deletedMs: needs endMs (a deleted pod's container terminates; set endMs = deletedMs)`);
   if (pod.deletedMs !== undefined && pod.endMs !== undefined && pod.deletedMs < pod.endMs)
     out.push(`${at}.deletedMs: must be >= endMs (${pod.endMs})`);
+  const requested = pod.deleteRequestedMs;
+  if (pod.gracePeriodSeconds !== undefined && requested === undefined)
+    out.push(`${at}.gracePeriodSeconds: only with deleteRequestedMs (a grace-0 delete is deletedMs alone)`);
+  if (requested !== undefined) {
+    // A delete of a pod that is not running (unscheduled or finished) is immediate: that is deletedMs.
+    if (requested < pod.startMs) out.push(`${at}.deleteRequestedMs: must be >= startMs (${pod.startMs})`);
+    if (pod.endMs !== undefined && requested >= pod.endMs)
+      out.push(
+        `${at}.deleteRequestedMs: must be < endMs (${pod.endMs}); a finished pod's delete is deletedMs`,
+      );
+  }
   if (precision === 's') {
-    for (const key of ['createdMs', 'startMs', 'endMs', 'deletedMs'] as const) {
+    for (const key of ['createdMs', 'startMs', 'endMs', 'deletedMs', 'deleteRequestedMs'] as const) {
       const v = pod[key];
       if (v !== undefined && v % 1000 !== 0)
         out.push(`${at}.${key}: ${v} is not a whole second (timestampPrecision "s", as the Kubernetes API)`);

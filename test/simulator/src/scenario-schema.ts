@@ -61,6 +61,9 @@ const podSchema = z.strictObject({
   endMs: offset.optional(),
   endPhase: z.enum(['Succeeded', 'Failed']).default('Succeeded'),
   deletedMs: offset.optional(),
+  /** A user's graceful delete: from here the pod is Terminating, its deletionTimestamp this + the grace. */
+  deleteRequestedMs: offset.optional(),
+  gracePeriodSeconds: z.number().int().positive().optional(),
   labels: z.record(z.string(), z.string()).default({}),
   annotations: z.record(z.string(), z.string()).default({}),
   omit: z.array(z.string()).default([]),

@@ -44,7 +44,14 @@ export function loadScenario(file: string): Scenario {
 function latestOffset(s: ParsedScenario): number {
   let latest = 0;
   for (const p of s.pods)
-    latest = Math.max(latest, p.createdMs ?? 0, p.startMs, p.endMs ?? 0, p.deletedMs ?? 0);
+    latest = Math.max(
+      latest,
+      p.createdMs ?? 0,
+      p.startMs,
+      p.endMs ?? 0,
+      p.deletedMs ?? 0,
+      p.deleteRequestedMs ?? 0,
+    );
   for (const m of s.gpuMetrics) for (const seg of m.segments) latest = Math.max(latest, seg.fromMs);
   return latest;
 }

@@ -15,6 +15,20 @@ export interface Change {
   object: K8sObject;
 }
 
+/** A pod's terminationGracePeriodSeconds when it names none, Kubernetes' default. */
+const DEFAULT_GRACE_PERIOD_SECONDS = 30;
+
+/**
+ * A delete as kube-apiserver makes it, also with grace 0: the object is first updated with its
+ * deletionTimestamp (MODIFIED), then removed (DELETED).
+ */
+function removal(atMs: number, order: number, object: K8sObject): Change[] {
+  return [
+    { atMs, order, kind: 'Pod', action: 'upsert', object },
+    { atMs, order, kind: 'Pod', action: 'delete', object },
+  ];
+}
+
 export function buildTimeline(ctx: ObjectContext): Change[] {
   const { model } = ctx;
   const changes: Change[] = [];
@@ -41,15 +55,8 @@ export function buildTimeline(ctx: ObjectContext): Change[] {
       action: 'upsert',
       object: reservationObject(ctx, r, 'running'),
     });
-    if (Number.isFinite(r.runEnd)) {
-      changes.push({
-        atMs: r.runEnd,
-        order: 2,
-        kind: 'Pod',
-        action: 'delete',
-        object: reservationObject(ctx, r, 'terminated'),
-      });
-    }
+    if (Number.isFinite(r.runEnd))
+      changes.push(...removal(r.runEnd, 2, reservationObject(ctx, r, 'terminated')));
   }
   model.pods.forEach((p) => {
     const order = 1;
@@ -68,22 +75,38 @@ export function buildTimeline(ctx: ObjectContext): Change[] {
       action: 'upsert',
       object: podObject(ctx, p, 'running'),
     });
+    const requested = p.pod.deleteRequestedMs;
+    // A graceful delete: Terminating from the request on, every later state with the grace deadline.
+    const graceful =
+      requested === undefined
+        ? undefined
+        : { atMs: requested, gracePeriodSeconds: p.pod.gracePeriodSeconds ?? DEFAULT_GRACE_PERIOD_SECONDS };
+    if (graceful)
+      changes.push({
+        atMs: graceful.atMs,
+        order,
+        kind: 'Pod',
+        action: 'upsert',
+        object: podObject(ctx, p, 'running', graceful),
+      });
     if (p.pod.endMs !== undefined)
       changes.push({
         atMs: p.pod.endMs,
         order,
         kind: 'Pod',
         action: 'upsert',
-        object: podObject(ctx, p, 'terminated'),
+        object: podObject(ctx, p, 'terminated', graceful),
       });
+    // The removal (the kubelet's, or a forced delete) has grace 0: its deletionTimestamp is its own time.
     if (p.pod.deletedMs !== undefined) {
-      changes.push({
-        atMs: p.pod.deletedMs,
-        order,
-        kind: 'Pod',
-        action: 'delete',
-        object: podObject(ctx, p, 'terminated', p.pod.deletedMs),
-      });
+      const { deletedMs } = p.pod;
+      changes.push(
+        ...removal(
+          deletedMs,
+          order,
+          podObject(ctx, p, 'terminated', { atMs: deletedMs, gracePeriodSeconds: 0 }),
+        ),
+      );
     }
   });
   // Stable sort keeps scenario order within one (time, order).

@@ -44,10 +44,15 @@ function client(sim: Simulator): { kc: KubeConfig; api: CoreV1Api } {
 
 interface RawEvent {
   type: string;
-  object: { metadata: { name?: string; resourceVersion: string }; status?: { phase?: string } } & Record<
-    string,
-    unknown
-  >;
+  object: {
+    metadata: {
+      name?: string;
+      resourceVersion: string;
+      deletionTimestamp?: string;
+      deletionGracePeriodSeconds?: number;
+    };
+    status?: { phase?: string };
+  } & Record<string, unknown>;
 }
 
 /** Reads watch lines until `until` holds for the collected events, then aborts. */
@@ -220,6 +225,8 @@ describe('fake Kubernetes API: watch', () => {
         'add nb Pending',
         'add runai-reservation-gpu-n1-1-0 Running',
         'update nb Running',
+        'update train Succeeded',
+        // The delete sets the deletionTimestamp (an update) before it removes the pod, as the real API does.
         'update train Succeeded',
         'delete train',
       ]);
@@ -522,5 +529,89 @@ describe('fake Kubernetes API: as the real server (issue 18 point 3)', () => {
     expect(await version()).toBe('refused');
     await restarted;
     expect(await version()).toBe(200);
+  });
+});
+
+describe('fake Kubernetes API: deletes as the real server makes them (issue 18 point 3)', () => {
+  // Built in each test: a scenario the schema rejects fails that test, not the file.
+  const deletes = () =>
+    scenario({
+      durationMs: 60_000,
+      nodes: [{ name: 'n1', gpuProduct: 'NVIDIA-A100-SXM4-80GB', gpuCount: 2, gpuMemoryMiB: 81_920 }],
+      pods: [
+        {
+          name: 'forced',
+          project: 'pa',
+          node: 'n1',
+          gpu: { whole: [0] },
+          startMs: 0,
+          endMs: 5_000,
+          deletedMs: 5_000,
+        },
+        {
+          name: 'graceful',
+          project: 'pa',
+          node: 'n1',
+          gpu: { whole: [1] },
+          startMs: 0,
+          deleteRequestedMs: 10_000,
+          gracePeriodSeconds: 30,
+          endMs: 15_000,
+          deletedMs: 16_000,
+        },
+      ],
+    });
+  type Seen = [string, string | undefined, string | undefined, unknown, unknown];
+  const seen = (events: RawEvent[]): Seen[] =>
+    events.map((e) => [
+      e.type,
+      e.object.metadata.name,
+      e.object.status?.phase,
+      e.object.metadata.deletionTimestamp,
+      e.object.metadata.deletionGracePeriodSeconds,
+    ]);
+  const iso = (offsetMs: number) => new Date(T0 + offsetMs).toISOString().replace('.000Z', 'Z');
+  const watchFrom = (sim: Simulator, rv: number) =>
+    `${sim.k8sUrl}/api/v1/namespaces/runai-pa/pods?watch=true&resourceVersion=${rv}`;
+
+  it('a grace-0 delete sends MODIFIED with its deletionTimestamp, then DELETED', async () => {
+    const sim = await start();
+    const from = sim.resourceVersion();
+    await sim.setTime(T0 + 25_000);
+    const { events } = await watchFor(watchFrom(sim, from), 300);
+    expect(seen(events).filter((e) => e[1] === 'train')).toEqual([
+      ['MODIFIED', 'train', 'Succeeded', undefined, undefined],
+      ['MODIFIED', 'train', 'Succeeded', iso(25_000), 0],
+      ['DELETED', 'train', 'Succeeded', iso(25_000), 0],
+    ]);
+  });
+
+  it('a graceful delete leaves the pod listed, Terminating with its deadline ahead, until it is removed', async () => {
+    const sim = await start({ scenario: deletes() });
+    const from = sim.resourceVersion();
+    await sim.setTime(T0 + 12_000);
+    const { api } = client(sim);
+    const terminating = await api.readNamespacedPod({ namespace: 'runai-pa', name: 'graceful' });
+    // The deadline is the request's time plus the grace period: in the future.
+    expect(terminating.metadata!.deletionTimestamp).toEqual(new Date(T0 + 40_000));
+    expect(terminating.metadata!.deletionTimestamp!.getTime()).toBeGreaterThan(sim.now());
+    expect(terminating.metadata!.deletionGracePeriodSeconds).toBe(30);
+    expect(terminating.status!.phase).toBe('Running');
+    await sim.setTime(T0 + 15_000);
+    const finished = await api.readNamespacedPod({ namespace: 'runai-pa', name: 'graceful' });
+    expect([finished.status!.phase, finished.metadata!.deletionTimestamp]).toEqual([
+      'Succeeded',
+      new Date(T0 + 40_000),
+    ]);
+    await sim.setTime(T0 + 16_000);
+    const { events } = await watchFor(watchFrom(sim, from), 300);
+    // The kubelet's removal is a delete with grace 0: it moves the deletionTimestamp to its own time.
+    expect(seen(events).filter((e) => e[1] === 'graceful')).toEqual([
+      ['MODIFIED', 'graceful', 'Running', iso(40_000), 30],
+      ['MODIFIED', 'graceful', 'Succeeded', iso(40_000), 30],
+      ['MODIFIED', 'graceful', 'Succeeded', iso(16_000), 0],
+      ['DELETED', 'graceful', 'Succeeded', iso(16_000), 0],
+    ]);
+    await expect(api.readNamespacedPod({ namespace: 'runai-pa', name: 'graceful' })).rejects.toThrow(/404/);
   });
 });

@@ -52,6 +52,27 @@ describe('scenario validation', () => {
     ]);
   });
 
+  it('takes a graceful delete only of a running pod, and a grace period only with one', () => {
+    const cpu = (name: string, extra: object) => ({ ...pod, name, startMs: 10_000, ...extra });
+    expect(
+      problems({
+        clusterId: 'c',
+        nodes: [node],
+        pods: [
+          cpu('p1', { deleteRequestedMs: 5_000 }),
+          cpu('p2', { deleteRequestedMs: 20_000, endMs: 20_000 }),
+          cpu('p3', { gracePeriodSeconds: 10 }),
+          cpu('p4', { deleteRequestedMs: 12_500 }),
+        ],
+      }),
+    ).toEqual([
+      'pods[0].deleteRequestedMs: must be >= startMs (10000)',
+      "pods[1].deleteRequestedMs: must be < endMs (20000); a finished pod's delete is deletedMs",
+      'pods[2].gracePeriodSeconds: only with deleteRequestedMs (a grace-0 delete is deletedMs alone)',
+      'pods[3].deleteRequestedMs: 12500 is not a whole second (timestampPrecision "s", as the Kubernetes API)',
+    ]);
+  });
+
   it('rejects two pods on one whole GPU at once, and over-committed fractions', () => {
     expect(
       problems({
