@@ -22,6 +22,8 @@ async function waitUntil(epochMs: number): Promise<void> {
  */
 describe('bandwidth-collector against the simulator', () => {
   it('publishes exactly the expected per-pod shares of each device', async () => {
+    // scenario.json's timestampPrecision "ms" (no real API stores that): at this 1 s interval whole-second
+    // pod times would all lie on grid points, leaving the mid-interval end (9437 ms) and its split untested.
     const scenario = parseScenario(
       JSON.parse(readFileSync(new URL('./scenario.json', import.meta.url), 'utf8')),
     );

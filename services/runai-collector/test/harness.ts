@@ -14,6 +14,12 @@ import { startService, type ServiceProcess } from '../../../test/support/process
 
 export const INTERVAL_MS = 1_000;
 
+/**
+ * scenario.json asks for timestampPrecision "ms", which no real API server stores: with the tests' 1 s
+ * sampling interval, whole-second pod times would put every start and end on a grid point, and the spans
+ * clipped mid-interval (9437, 10500, 11250 ms) would go untested. In production (15 s intervals)
+ * whole-second edges fall mid-interval anyway; real-apiserver.int.test.ts covers whole seconds.
+ */
 export function loadTestScenario(): Scenario {
   return parseScenario(JSON.parse(readFileSync(new URL('./scenario.json', import.meta.url), 'utf8')));
 }

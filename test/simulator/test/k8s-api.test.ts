@@ -532,6 +532,20 @@ describe('fake Kubernetes API: as the real server (issue 18 point 3)', () => {
   });
 });
 
+describe('fake Kubernetes API: times as the real server stores them (issue 18 point 3)', () => {
+  it('serves every time in whole seconds by default (timestampPrecision "s")', async () => {
+    expect(s.timestampPrecision).toBe('s');
+    const sim = await start();
+    await sim.setTime(T0 + 25_000);
+    const text = await (
+      await fetch(`${sim.k8sUrl}/api/v1/pods?watch=true&resourceVersion=0&timeoutSeconds=1`)
+    ).text();
+    const times = [...text.matchAll(/"(\d{4}-\d\d-\d\dT[^"]+)"/g)].map((m) => m[1]);
+    expect(times.length).toBeGreaterThan(10);
+    for (const time of times) expect(time).toMatch(/T\d\d:\d\d:\d\dZ$/);
+  });
+});
+
 describe('fake Kubernetes API: deletes as the real server makes them (issue 18 point 3)', () => {
   // Built in each test: a scenario the schema rejects fails that test, not the file.
   const deletes = () =>
