@@ -1,4 +1,4 @@
-import { CoreV1Api, KubeConfig, makeInformer, type V1Node, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, Watch, makeInformer, type V1Node, type V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { DEFAULT_MIN_WATCH_TIMEOUT_MS, watchTimeoutMs } from '../src/k8s-server.js';
 import { startSimulator, type Simulator, type SimulatorOptions } from '../src/simulator.js';
@@ -515,7 +515,26 @@ describe('fake Kubernetes API: as the real server (issue 18 point 3)', () => {
     await waitFor(() => sim.openWatches() === 1, 'the informer to watch');
     await sim.restart();
     await waitFor(() => counts.lists === 2 && sim.openWatches() === 1, 'a relist and a new watch');
-    expect(counts.errors).toEqual([]);
+    // The shutdown cut the watch mid-stream: client-node's informer reports it before it relists.
+    expect(counts.errors.map((e) => (e as Error).message)).toEqual(['Premature close']);
+  });
+
+  it('a restart cuts each watch mid-stream: client-node reports "Premature close", as on kube-apiserver', async () => {
+    const sim = await start();
+    const { kc } = client(sim);
+    const done = new Promise<unknown>((resolve) => {
+      void new Watch(kc).watch('/api/v1/pods', {}, () => undefined, resolve);
+    });
+    await waitFor(() => sim.openWatches() === 1, 'the watch to open');
+    await sim.restart();
+    expect(((await done) as Error | null)?.message).toBe('Premature close');
+    // A watch the client or a proxy drops ends cleanly: no error.
+    const dropped = new Promise<unknown>((resolve) => {
+      void new Watch(kc).watch('/api/v1/pods', {}, () => undefined, resolve);
+    });
+    await waitFor(() => sim.openWatches() === 1, 'the second watch to open');
+    sim.dropWatches();
+    expect(await dropped).toBeFalsy();
   });
 
   it('a restart with downMs refuses connections for that long, then answers again', async () => {
