@@ -24,7 +24,10 @@ interface OpenWatch {
   kind: 'Pod' | 'Node';
   /** Open during a stall (or opened in one): it sends nothing more, ever, until the server ends it. */
   stalled: boolean;
+  /** Ends the stream cleanly (a timeout, a dropped proxy connection). */
   close: () => void;
+  /** Destroys the connection mid-stream, as a server shutting down does. */
+  cut: () => void;
 }
 
 const status = (code: number, reason: string, message: string) => ({
@@ -173,6 +176,10 @@ export class K8sServer {
         cleanup();
         res.end();
       },
+      cut: () => {
+        cleanup();
+        res.destroy();
+      },
     };
     const write = (type: string, object: unknown) => {
       if (!entry.stalled) res.write(`${JSON.stringify({ type, object })}\n`);
@@ -259,7 +266,8 @@ export class K8sServer {
   async restart({ downMs = 0 }: { downMs?: number } = {}): Promise<void> {
     this.state.expire();
     this.stalling = false;
-    this.dropWatches();
+    // A server going down ends no chunked stream: clients see the connection cut ("Premature close").
+    for (const w of [...this.watches]) w.cut();
     if (downMs <= 0 || this.closed) return;
     const { address, port } = this.server.address() as AddressInfo;
     const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
