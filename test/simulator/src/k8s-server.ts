@@ -258,10 +258,10 @@ export class K8sServer {
   }
 
   /**
-   * A kube-apiserver restart: every watch ends, and a resume from any version before it answers 410 Gone,
-   * so clients relist. A restarted server's watch cache starts at the current etcd revision, which its own
-   * start-up writes (leases, endpoints) have moved past what any client last saw. With `downMs` the port
-   * refuses connections for that long first. Ends a stall too: a restart is how a hung cache recovers.
+   * A kube-apiserver restart: every watch is cut mid-stream (client-node: "Premature close"), and a resume
+   * from any version before it answers 410 Gone, so clients relist. A restarted server's watch cache starts
+   * at the current etcd revision, which its own start-up writes (leases, endpoints) have moved past what
+   * any client last saw. With `downMs` the port refuses connections for that long first. Ends a stall too: a restart is how a hung cache recovers.
    */
   async restart({ downMs = 0 }: { downMs?: number } = {}): Promise<void> {
     this.state.expire();

@@ -50,8 +50,8 @@ export interface Simulator {
   /** Ends every open watch connection; the server keeps its cache, so clients resume without a relist. */
   dropWatches(): void;
   /**
-   * A kube-apiserver restart: every watch ends and a resume from before it answers 410 Gone (clients relist);
-   * with `downMs` the API refuses connections for that long first.
+   * A kube-apiserver restart: every watch is cut mid-stream and a resume from before it answers 410 Gone
+   * (clients relist); with `downMs` the API refuses connections for that long first.
    */
   restart(options?: { downMs?: number }): Promise<void>;
   sendBookmarks(): void;
